@@ -1,0 +1,5 @@
+//! The `tracebridge` binary: see `tracebridge --help`.
+
+fn main() -> std::process::ExitCode {
+    tracebridge::cli::main()
+}

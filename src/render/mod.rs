@@ -1,0 +1,7 @@
+//! Stored traces printed in MLflow's JSON shapes, so the same `jq` recipes work on both.
+
+mod mlflow_dict;
+mod time_fmt;
+
+pub use mlflow_dict::{span_to_dict, trace_info_to_dict, trace_to_dict};
+pub use time_fmt::rfc3339_millis;

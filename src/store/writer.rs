@@ -1,0 +1,475 @@
+//! The store's single writer: upserts spans idempotently on (trace id, span id), stores log
+//! records, and recomputes the trace info of every trace a commit touched.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hasher;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde_json::{json, Value};
+
+use super::summary::{summarize, SpanRow};
+use super::{open_writer, Durability, StoreError};
+use crate::attributes::{any_to_json, attrs_to_json};
+use crate::ids::{is_valid_span_id, is_valid_trace_id, mlflow_trace_id};
+use crate::mapping::SpanFacets;
+use crate::pipeline::{MappedBatch, MappedPayload};
+
+/// What one commit wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Spans upserted.
+    pub spans: usize,
+    /// Log records offered (duplicates are ignored by the store).
+    pub log_records: usize,
+    /// Traces whose info was recomputed.
+    pub traces: usize,
+}
+
+/// Resource keys that never become trace tags (MLflow's rule, MLFLOW.md §6.6 step 7).
+fn is_taggable_resource_key(key: &str) -> bool {
+    !(key.starts_with("telemetry.sdk.") || key.starts_with("mlflow."))
+}
+
+/// Owns the write connection; used by the pipeline stage only.
+pub struct StoreWriter {
+    conn: rusqlite::Connection,
+    /// Digest → id of resources and scopes known to be committed.
+    interned: HashMap<[u8; 16], i64>,
+}
+
+impl StoreWriter {
+    /// Open or create the store at `path`.
+    pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        Ok(Self::new(open_writer(path, durability)?))
+    }
+
+    /// Wrap an already configured connection (see [`super::open_in_memory`]).
+    pub fn new(conn: rusqlite::Connection) -> Self {
+        Self {
+            conn,
+            interned: HashMap::new(),
+        }
+    }
+
+    /// The underlying connection (tests and benchmarks read through it).
+    pub fn connection(&self) -> &rusqlite::Connection {
+        &self.conn
+    }
+
+    /// Write every batch in one transaction: all or nothing.
+    pub fn write(&mut self, batches: &[MappedBatch]) -> Result<WriteStats, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut ctx = WriteCtx {
+            tx: &tx,
+            known: &self.interned,
+            new: HashMap::new(),
+            touched: BTreeMap::new(),
+            stats: WriteStats::default(),
+        };
+        for batch in batches {
+            ctx.write_batch(batch)?;
+        }
+        let touched = std::mem::take(&mut ctx.touched);
+        for (trace_id, experiment_id) in &touched {
+            recompute_trace(&tx, trace_id, experiment_id)?;
+        }
+        let mut stats = ctx.stats;
+        stats.traces = touched.len();
+        let new = ctx.new;
+        tx.commit()?;
+        self.interned.extend(new);
+        Ok(stats)
+    }
+}
+
+struct WriteCtx<'a> {
+    tx: &'a Transaction<'a>,
+    known: &'a HashMap<[u8; 16], i64>,
+    /// Ids interned by this transaction (only cached once it commits).
+    new: HashMap<[u8; 16], i64>,
+    /// MLflow trace id → experiment id of traces whose spans changed.
+    touched: BTreeMap<String, String>,
+    stats: WriteStats,
+}
+
+impl WriteCtx<'_> {
+    fn write_batch(&mut self, batch: &MappedBatch) -> Result<(), StoreError> {
+        match &batch.payload {
+            MappedPayload::Traces { request, facets } => {
+                let mut facets = facets.iter();
+                let empty = SpanFacets::default();
+                for rs in &request.resource_spans {
+                    let resource_id = self.resource(rs.resource.as_ref(), &rs.schema_url)?;
+                    for ss in &rs.scope_spans {
+                        let scope_id = self.scope(ss.scope.as_ref(), &ss.schema_url)?;
+                        for span in &ss.spans {
+                            let f = facets.next().unwrap_or(&empty);
+                            self.span(span, f, &batch.experiment_id, resource_id, scope_id)?;
+                        }
+                    }
+                }
+            }
+            MappedPayload::Logs(request) => {
+                for rl in &request.resource_logs {
+                    let resource_id = self.resource(rl.resource.as_ref(), &rl.schema_url)?;
+                    for sl in &rl.scope_logs {
+                        let scope_id = self.scope(sl.scope.as_ref(), &sl.schema_url)?;
+                        for record in &sl.log_records {
+                            self.log_record(record, &batch.experiment_id, resource_id, scope_id)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn intern(
+        &mut self,
+        digest: [u8; 16],
+        insert: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<i64>,
+    ) -> Result<i64, StoreError> {
+        if let Some(id) = self.known.get(&digest).or_else(|| self.new.get(&digest)) {
+            return Ok(*id);
+        }
+        let id = insert(self.tx)?;
+        self.new.insert(digest, id);
+        Ok(id)
+    }
+
+    fn resource(
+        &mut self,
+        resource: Option<&Resource>,
+        schema_url: &str,
+    ) -> Result<i64, StoreError> {
+        let empty = Resource::default();
+        let r = resource.unwrap_or(&empty);
+        let d = digest(b"resource", &[&r.encode_to_vec(), schema_url.as_bytes()]);
+        let attrs = Value::Object(attrs_to_json(&r.attributes)).to_string();
+        self.intern(d, |tx| {
+            tx.prepare_cached(
+                "INSERT INTO resources (digest, attributes, dropped_attributes_count, schema_url)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (digest) DO UPDATE SET digest = excluded.digest
+                 RETURNING resource_id",
+            )?
+            .query_row(
+                params![&d[..], attrs, r.dropped_attributes_count, schema_url],
+                |row| row.get(0),
+            )
+        })
+    }
+
+    fn scope(
+        &mut self,
+        scope: Option<&InstrumentationScope>,
+        schema_url: &str,
+    ) -> Result<i64, StoreError> {
+        let empty = InstrumentationScope::default();
+        let s = scope.unwrap_or(&empty);
+        let d = digest(b"scope", &[&s.encode_to_vec(), schema_url.as_bytes()]);
+        let attrs = Value::Object(attrs_to_json(&s.attributes)).to_string();
+        self.intern(d, |tx| {
+            tx.prepare_cached(
+                "INSERT INTO scopes (digest, name, version, attributes, dropped_attributes_count, schema_url)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (digest) DO UPDATE SET digest = excluded.digest
+                 RETURNING scope_id",
+            )?
+            .query_row(
+                params![&d[..], s.name, s.version, attrs, s.dropped_attributes_count, schema_url],
+                |row| row.get(0),
+            )
+        })
+    }
+
+    fn span(
+        &mut self,
+        span: &Span,
+        facets: &SpanFacets,
+        experiment_id: &str,
+        resource_id: i64,
+        scope_id: i64,
+    ) -> Result<(), StoreError> {
+        // Receivers drop invalid ids; this guard keeps the store consistent regardless.
+        if !is_valid_trace_id(&span.trace_id) || !is_valid_span_id(&span.span_id) {
+            return Ok(());
+        }
+        let trace_id = mlflow_trace_id(&span.trace_id);
+        let parent = (!span.parent_span_id.is_empty()).then(|| hex::encode(&span.parent_span_id));
+        let (status_code, status_message) = span
+            .status
+            .as_ref()
+            .map_or((0, ""), |s| (s.code, s.message.as_str()));
+        self.tx
+            .prepare_cached(
+                "INSERT INTO spans (trace_id, span_id, parent_span_id, experiment_id, name, kind,
+                    span_type, status_code, status_message, start_time_unix_nano, end_time_unix_nano,
+                    trace_state, flags, attributes, events, links, dropped_attributes_count,
+                    dropped_events_count, dropped_links_count, resource_id, scope_id, facets)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                    ?18, ?19, ?20, ?21, ?22)
+                 ON CONFLICT (trace_id, span_id) DO UPDATE SET
+                    parent_span_id = excluded.parent_span_id, name = excluded.name,
+                    kind = excluded.kind, span_type = excluded.span_type,
+                    status_code = excluded.status_code, status_message = excluded.status_message,
+                    start_time_unix_nano = excluded.start_time_unix_nano,
+                    end_time_unix_nano = excluded.end_time_unix_nano,
+                    trace_state = excluded.trace_state, flags = excluded.flags,
+                    attributes = excluded.attributes, events = excluded.events,
+                    links = excluded.links,
+                    dropped_attributes_count = excluded.dropped_attributes_count,
+                    dropped_events_count = excluded.dropped_events_count,
+                    dropped_links_count = excluded.dropped_links_count,
+                    resource_id = excluded.resource_id, scope_id = excluded.scope_id,
+                    facets = excluded.facets",
+            )?
+            .execute(params![
+                trace_id,
+                hex::encode(&span.span_id),
+                parent,
+                experiment_id,
+                span.name,
+                span.kind,
+                facets.span_type,
+                status_code,
+                status_message,
+                span.start_time_unix_nano as i64,
+                span.end_time_unix_nano as i64,
+                span.trace_state,
+                span.flags,
+                Value::Object(attrs_to_json(&span.attributes)).to_string(),
+                events_json(span).to_string(),
+                links_json(span).to_string(),
+                span.dropped_attributes_count,
+                span.dropped_events_count,
+                span.dropped_links_count,
+                resource_id,
+                scope_id,
+                serde_json::to_string(facets)?,
+            ])?;
+        self.stats.spans += 1;
+        self.touched
+            .entry(trace_id)
+            .or_insert_with(|| experiment_id.to_string());
+        Ok(())
+    }
+
+    fn log_record(
+        &mut self,
+        record: &LogRecord,
+        experiment_id: &str,
+        resource_id: i64,
+        scope_id: i64,
+    ) -> Result<(), StoreError> {
+        let d = digest(
+            b"log",
+            &[
+                &resource_id.to_le_bytes(),
+                &scope_id.to_le_bytes(),
+                experiment_id.as_bytes(),
+                &record.encode_to_vec(),
+            ],
+        );
+        let trace_id =
+            is_valid_trace_id(&record.trace_id).then(|| mlflow_trace_id(&record.trace_id));
+        let span_id = is_valid_span_id(&record.span_id).then(|| hex::encode(&record.span_id));
+        self.tx
+            .prepare_cached(
+                "INSERT INTO log_records (digest, experiment_id, trace_id, span_id, time_unix_nano,
+                    observed_time_unix_nano, severity_number, severity_text, event_name, body,
+                    attributes, flags, dropped_attributes_count, resource_id, scope_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT (digest) DO NOTHING",
+            )?
+            .execute(params![
+                &d[..],
+                experiment_id,
+                trace_id,
+                span_id,
+                record.time_unix_nano as i64,
+                record.observed_time_unix_nano as i64,
+                record.severity_number,
+                record.severity_text,
+                record.event_name,
+                record.body.as_ref().map(|b| any_to_json(b).to_string()),
+                Value::Object(attrs_to_json(&record.attributes)).to_string(),
+                record.flags,
+                record.dropped_attributes_count,
+                resource_id,
+                scope_id,
+            ])?;
+        self.stats.log_records += 1;
+        Ok(())
+    }
+}
+
+fn events_json(span: &Span) -> Value {
+    Value::Array(
+        span.events
+            .iter()
+            .map(|e| {
+                json!({
+                    "name": e.name,
+                    "time_unix_nano": e.time_unix_nano,
+                    "attributes": attrs_to_json(&e.attributes),
+                    "dropped_attributes_count": e.dropped_attributes_count,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn links_json(span: &Span) -> Value {
+    Value::Array(
+        span.links
+            .iter()
+            .map(|l| {
+                json!({
+                    "trace_id": hex::encode(&l.trace_id),
+                    "span_id": hex::encode(&l.span_id),
+                    "trace_state": l.trace_state,
+                    "attributes": attrs_to_json(&l.attributes),
+                    "dropped_attributes_count": l.dropped_attributes_count,
+                    "flags": l.flags,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// A 128-bit content digest (two SipHash passes) used to store resources, scopes and log records
+/// once. Deterministic within a build; a different digest after an upgrade only stores a copy.
+fn digest(domain: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        #[allow(deprecated)] // SipHasher's fixed keys are what makes the digest repeatable.
+        let mut h =
+            std::hash::SipHasher::new_with_keys(0x7472_6163_6562_7269 ^ i as u64, 0x0064_6765);
+        h.write(domain);
+        for p in parts {
+            h.write_usize(p.len());
+            h.write(p);
+        }
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Recompute the `traces` row and derived tags of one trace from its stored spans.
+fn recompute_trace(
+    tx: &Transaction<'_>,
+    trace_id: &str,
+    experiment_id: &str,
+) -> Result<(), StoreError> {
+    let rows = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT span_id, parent_span_id, name, status_code, start_time_unix_nano,
+                    end_time_unix_nano, facets, resource_id
+             FROM spans WHERE trace_id = ?1",
+        )?;
+        let mapped = stmt.query_map([trace_id], |r| {
+            Ok((
+                SpanRow {
+                    span_id: r.get(0)?,
+                    parent_span_id: r.get(1)?,
+                    name: r.get(2)?,
+                    status_code: r.get(3)?,
+                    start_ns: r.get(4)?,
+                    end_ns: r.get(5)?,
+                    facets: SpanFacets::default(),
+                    resource_id: r.get(7)?,
+                },
+                r.get::<_, String>(6)?,
+            ))
+        })?;
+        let mut rows = Vec::new();
+        for item in mapped {
+            let (mut row, facets) = item?;
+            row.facets = serde_json::from_str(&facets)?;
+            rows.push(row);
+        }
+        rows
+    };
+    let s = summarize(&rows);
+    let usage = s.usage;
+    tx.prepare_cached(
+        "INSERT INTO traces (trace_id, experiment_id, timestamp_ms, end_time_ms, execution_time_ms,
+            state, root_span_id, trace_name, request_preview, response_preview, session_id, user_id,
+            input_tokens, output_tokens, total_tokens, cache_read_input_tokens,
+            cache_creation_input_tokens, span_count, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+         ON CONFLICT (trace_id) DO UPDATE SET
+            timestamp_ms = excluded.timestamp_ms, end_time_ms = excluded.end_time_ms,
+            execution_time_ms = excluded.execution_time_ms, state = excluded.state,
+            root_span_id = excluded.root_span_id, trace_name = excluded.trace_name,
+            request_preview = excluded.request_preview, response_preview = excluded.response_preview,
+            session_id = excluded.session_id, user_id = excluded.user_id,
+            input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
+            total_tokens = excluded.total_tokens,
+            cache_read_input_tokens = excluded.cache_read_input_tokens,
+            cache_creation_input_tokens = excluded.cache_creation_input_tokens,
+            span_count = excluded.span_count, updated_at_ms = excluded.updated_at_ms",
+    )?
+    .execute(params![
+        trace_id,
+        experiment_id,
+        s.timestamp_ms,
+        s.end_time_ms,
+        s.execution_time_ms,
+        s.state,
+        s.root_span_id,
+        s.trace_name,
+        s.request_preview,
+        s.response_preview,
+        s.session_id,
+        s.user_id,
+        usage.map(|u| u.input_tokens),
+        usage.map(|u| u.output_tokens),
+        usage.map(|u| u.total_tokens),
+        usage.and_then(|u| u.cache_read_input_tokens),
+        usage.and_then(|u| u.cache_creation_input_tokens),
+        s.span_count,
+        now_ms(),
+    ])?;
+
+    let mut tags: BTreeMap<String, String> = BTreeMap::new();
+    tags.insert("mlflow.trace.spansLocation".into(), "TRACKING_STORE".into());
+    if let Some(resource_id) = s.resource_id {
+        let attrs: Option<String> = tx
+            .prepare_cached("SELECT attributes FROM resources WHERE resource_id = ?1")?
+            .query_row([resource_id], |r| r.get(0))
+            .optional()?;
+        if let Some(Value::Object(map)) = attrs.map(|a| serde_json::from_str(&a)).transpose()? {
+            for (k, v) in map.into_iter().filter(|(k, _)| is_taggable_resource_key(k)) {
+                let text = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                tags.insert(k, text);
+            }
+        }
+    }
+    tags.extend(s.tags);
+    let mut put = tx.prepare_cached(
+        "INSERT INTO trace_tags (trace_id, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (trace_id, key) DO UPDATE SET value = excluded.value",
+    )?;
+    for (k, v) in &tags {
+        put.execute(params![trace_id, k, v])?;
+    }
+    Ok(())
+}
