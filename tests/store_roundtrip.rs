@@ -5,7 +5,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
-use tracebridge::pipeline::{ExportBatch, MappedBatch, Payload};
+use tracebridge::pipeline::{ExportBatch, Payload};
 use tracebridge::store::{Durability, SearchRequest, StoreReader, StoreWriter};
 
 const TRACE: [u8; 16] = [0xab; 16];
@@ -33,8 +33,8 @@ fn span(id: u8, parent: Option<u8>, start_ms: u64, end_ms: u64) -> Span {
     }
 }
 
-fn batch(spans: Vec<Span>) -> MappedBatch {
-    MappedBatch::map(ExportBatch {
+fn batch(spans: Vec<Span>) -> ExportBatch {
+    ExportBatch {
         experiment_id: "0".into(),
         payload: Payload::Traces(ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
@@ -55,7 +55,7 @@ fn batch(spans: Vec<Span>) -> MappedBatch {
                 ..Default::default()
             }],
         }),
-    })
+    }
 }
 
 fn store() -> (tempfile::TempDir, StoreWriter, StoreReader) {

@@ -90,7 +90,8 @@ async fn bind(what: &'static str, endpoint: &str) -> Result<TcpListener, CliErro
 }
 
 async fn serve(settings: Settings) -> Result<(), CliError> {
-    let writer = StoreWriter::open(&settings.store.path, settings.store.durability)?;
+    let writer = StoreWriter::open(&settings.store.path, settings.store.durability)?
+        .with_mapper(crate::mapping::Mapper::new(settings.mapping.clone()));
     let (pipeline, stage) = stage::spawn(
         writer,
         StageSettings {

@@ -20,6 +20,8 @@ pub struct Settings {
     pub store: StoreSettings,
     /// Pipeline stage between receivers and the store.
     pub pipeline: PipelineSettings,
+    /// Convention mapping.
+    pub mapping: crate::mapping::MappingSettings,
     /// Logging.
     pub log: LogSettings,
 }

@@ -88,6 +88,18 @@ pub struct SpanFacets {
     /// Response preview if this span were the trace's root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_preview: Option<String>,
+    /// Last user message text of a model call's inputs (turn request preview candidate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_request: Option<String>,
+    /// Assistant answer text of a model call's outputs (turn response preview candidate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_response: Option<String>,
+    /// Root only: `mlflow.traceInputs` (the span's inputs as JSON text, ≤ 250 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_inputs: Option<String>,
+    /// Root only: `mlflow.traceOutputs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_outputs: Option<String>,
     /// Explicit trace name (`mlflow.traceTag.mlflow.traceName`), honoured on the root only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_name: Option<String>,

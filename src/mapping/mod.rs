@@ -1,38 +1,199 @@
-//! The mapping stage: each convention's attributes onto MLflow's trace model.
+//! The mapping stage: every GenAI convention's attributes onto MLflow's trace model.
 //!
-//! [`map_traces`] enriches every span of a request in place (adding `mlflow.*` attributes, keeping
-//! the originals) and returns the per-span [`SpanFacets`] the store aggregates into trace info.
+//! [`Mapper::map`] is a pure function of a [`SpanView`] (span, resource, scope, joined log
+//! records). Each convention's rules live in their own file and return an [`Extract`]; the
+//! extracts are merged field by field in a documented precedence (docs/CONVENTIONS.md):
+//!
+//! 1. explicit MLflow keys (`mlflow.*`) always win;
+//! 2. then Langfuse, OpenInference, Traceloop, OTel GenAI (current), OTel GenAI (deprecated
+//!    indexed attributes, span events and log records), Vercel AI SDK, pydantic-ai/Logfire,
+//!    OpenLIT, Google ADK, Strands — the first convention that knows a field fills it;
+//! 3. span type fallbacks: tool keys → TOOL, model keys → LLM, else UNKNOWN.
+//!
+//! The result is the set of `mlflow.*` attributes to add (original attributes are never changed
+//! or removed) and the span's [`SpanFacets`], which the store aggregates into trace info.
 
+mod extract;
 mod facets;
+pub mod messages;
 mod mlflow_native;
 pub mod preview;
+pub mod session;
+pub mod view;
 
+mod genai_current;
+mod genai_deprecated;
+mod google_adk;
+mod langfuse;
+mod openinference;
+mod openlit;
+mod pydantic_ai;
+mod strands;
+mod traceloop;
+mod vercel_ai;
+
+pub use extract::{usage_of, Extract, SpanType};
 pub use facets::{SpanFacets, TokenUsage};
+pub use view::{LogView, SpanView};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::trace::v1::Span;
+use serde_json::{json, Map, Value};
 
-/// Map every span of `req` in place; returns one [`SpanFacets`] per span, in the order of
-/// `resource_spans → scope_spans → spans`.
-pub fn map_traces(req: &mut ExportTraceServiceRequest) -> Vec<SpanFacets> {
-    let mut out = Vec::new();
-    for rs in &mut req.resource_spans {
-        let resource_attrs: &[KeyValue] = rs
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.as_slice())
-            .unwrap_or_default();
-        for ss in &mut rs.scope_spans {
-            for span in &mut ss.spans {
-                out.push(map_span(span, resource_attrs));
-            }
-        }
+use preview::{chat_text, mlflow_preview, truncate, Side};
+
+/// Conventions after the explicit MLflow keys, in precedence order.
+const CONVENTIONS: &[(&str, fn(&SpanView<'_>) -> Extract)] = &[
+    ("langfuse", langfuse::extract),
+    ("openinference", openinference::extract),
+    ("traceloop", traceloop::extract),
+    ("genai_current", genai_current::extract),
+    ("genai_deprecated", genai_deprecated::extract),
+    ("vercel_ai", vercel_ai::extract),
+    ("pydantic_ai", pydantic_ai::extract),
+    ("openlit", openlit::extract),
+    ("google_adk", google_adk::extract),
+    ("strands", strands::extract),
+];
+
+/// Keys whose presence marks a tool span when no convention named the type.
+const TOOL_KEYS: &[&str] = &["gen_ai.tool.name", "gen_ai.tool.call.id", "tool.name"];
+/// Keys whose presence marks a model call when no convention named the type.
+const MODEL_KEYS: &[&str] = &[
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "llm.model_name",
+    "llm.request.model_name",
+    "ai.model.id",
+];
+
+/// Longest `mlflow.traceInputs` / `mlflow.traceOutputs` metadata value (MLflow's limit for
+/// metadata values every backend accepts).
+pub const MAX_TRACE_IO_CHARS: usize = 250;
+
+/// Settings of the mapping stage.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MappingSettings {
+    /// Extra attribute keys holding a session id, checked before the built-in ones (e.g. an
+    /// attribute an HTTP middleware copies from a request header).
+    pub session_keys: Vec<String>,
+    /// Extra attribute keys holding an end-user id, checked before the built-in ones.
+    pub user_keys: Vec<String>,
+}
+
+/// The mapping result for one span.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Mapped {
+    /// `mlflow.*` attributes to add (only keys the span does not carry already).
+    pub attributes: Map<String, Value>,
+    /// What the trace summary needs.
+    pub facets: SpanFacets,
+}
+
+/// Maps spans with the configured extra keys.
+#[derive(Debug, Clone, Default)]
+pub struct Mapper {
+    settings: MappingSettings,
+}
+
+impl Mapper {
+    /// A mapper with `settings`.
+    pub fn new(settings: MappingSettings) -> Self {
+        Self { settings }
     }
+
+    /// Map one span.
+    pub fn map(&self, view: &SpanView<'_>) -> Mapped {
+        let explicit = mlflow_native::extract(view);
+        let merged = CONVENTIONS
+            .iter()
+            .fold(explicit.clone(), |acc, (_, rules)| acc.or(rules(view)));
+        let span_type = merged
+            .span_type
+            .filter(|t| *t != SpanType::Unknown)
+            .or_else(|| fallback_type(view))
+            .unwrap_or(SpanType::Unknown);
+
+        let mut attributes = Map::new();
+        if explicit.span_type.is_none() {
+            attributes.insert("mlflow.spanType".into(), json!(span_type.as_str()));
+        }
+        let mut add = |key: &str, value: Option<Value>| {
+            if let Some(v) = value {
+                if !view.has(key) {
+                    attributes.insert(key.to_string(), v);
+                }
+            }
+        };
+        add("mlflow.spanInputs", merged.inputs.clone());
+        add("mlflow.spanOutputs", merged.outputs.clone());
+        add(
+            "mlflow.chat.tokenUsage",
+            merged.usage.and_then(|u| serde_json::to_value(u).ok()),
+        );
+        add("mlflow.llm.model", merged.model.clone().map(Value::String));
+        add(
+            "mlflow.llm.provider",
+            merged.provider.clone().map(Value::String),
+        );
+        add("mlflow.chat.tools", merged.tools.clone());
+
+        let (trace_name, trace_tags) = mlflow_native::trace_tags(view);
+        let model_call = span_type.is_model_call();
+        let chat = |v: &Option<Value>, side| {
+            v.as_ref()
+                .filter(|_| model_call)
+                .and_then(|v| chat_text(v, side))
+                .map(|t| truncate(&t))
+        };
+        let io_text = |v: &Option<Value>| {
+            v.as_ref()
+                .filter(|_| view.is_root)
+                .map(|v| truncate_to(&v.to_string(), MAX_TRACE_IO_CHARS))
+        };
+        let facets = SpanFacets {
+            span_type: Some(span_type.as_str().to_string()),
+            session_id: session::find(view, &self.settings.session_keys, session::SESSION_KEYS)
+                .map(session::fit_session_id),
+            user_id: session::find(view, &self.settings.user_keys, session::USER_KEYS),
+            usage: merged.usage,
+            request_preview: merged
+                .inputs
+                .as_ref()
+                .map(|v| mlflow_preview(v, Side::Request)),
+            response_preview: merged
+                .outputs
+                .as_ref()
+                .map(|v| mlflow_preview(v, Side::Response)),
+            chat_request: chat(&merged.inputs, Side::Request),
+            chat_response: chat(&merged.outputs, Side::Response),
+            trace_inputs: io_text(&merged.inputs),
+            trace_outputs: io_text(&merged.outputs),
+            trace_name,
+            trace_tags,
+        };
+        Mapped { attributes, facets }
+    }
+}
+
+fn fallback_type(view: &SpanView<'_>) -> Option<SpanType> {
+    if TOOL_KEYS.iter().any(|k| view.has(k)) {
+        Some(SpanType::Tool)
+    } else if MODEL_KEYS.iter().any(|k| view.has(k)) {
+        Some(SpanType::Llm)
+    } else {
+        None
+    }
+}
+
+/// Truncate to `max` characters as MLflow does (`[:max-3] + "..."`).
+fn truncate_to(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 3).collect();
+    out.push_str("...");
     out
 }
 
-/// Map one span: the facets the trace summary needs.
-pub fn map_span(span: &mut Span, resource_attrs: &[KeyValue]) -> SpanFacets {
-    mlflow_native::facets(span, resource_attrs)
-}
+#[cfg(test)]
+mod tests;

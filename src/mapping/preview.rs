@@ -32,7 +32,9 @@ pub fn truncate(s: &str) -> String {
     out
 }
 
-fn chat_text(value: &Value, side: Side) -> Option<String> {
+/// The text of the last user (request) or assistant (response) message when `value` has one of
+/// MLflow's recognised chat shapes; `None` otherwise.
+pub fn chat_text(value: &Value, side: Side) -> Option<String> {
     let obj = value.as_object()?;
     let messages: Vec<&Value> = match side {
         Side::Request => {
@@ -77,10 +79,17 @@ pub fn content_text(content: &Value) -> Option<String> {
                 .iter()
                 .filter_map(|p| match p {
                     Value::String(s) => Some(s.as_str()),
-                    Value::Object(o) => o
-                        .get("text")
-                        .or_else(|| o.get("content"))
-                        .and_then(Value::as_str),
+                    // Only text parts: reasoning, images and tool parts are not the message text.
+                    Value::Object(o)
+                        if matches!(
+                            o.get("type").and_then(Value::as_str),
+                            None | Some("text" | "input_text" | "output_text")
+                        ) =>
+                    {
+                        o.get("text")
+                            .or_else(|| o.get("content"))
+                            .and_then(Value::as_str)
+                    }
                     _ => None,
                 })
                 .collect();

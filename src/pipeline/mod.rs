@@ -1,15 +1,15 @@
 //! The pipeline seam between receivers and sinks.
 //!
 //! Receivers call [`Pipeline::submit`] with a decoded [`ExportBatch`]. The batch travels through a
-//! bounded channel to the [`stage`] task, which maps it ([`crate::mapping`]) and commits it to the
-//! store; only then does `submit` return `Ok`. That commit is tracebridge's durability point: a
+//! bounded channel to the [`stage`] thread, whose store writer maps it ([`crate::mapping`], joining
+//! log records to their spans) and commits it; only then does `submit` return `Ok`. That commit is tracebridge's durability point: a
 //! request is acknowledged to the client only once its data is in SQLite.
 
 mod batch;
 mod error;
 pub mod stage;
 
-pub use batch::{ExportBatch, MappedBatch, MappedPayload, Payload};
+pub use batch::{ExportBatch, Payload};
 pub use error::PipelineError;
 
 use tokio::sync::{mpsc, oneshot};

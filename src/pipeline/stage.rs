@@ -1,14 +1,14 @@
 //! The pipeline stage: a dedicated thread that maps queued batches and commits them to the store.
 //!
-//! It takes every batch waiting in the queue (up to a limit), maps each, writes them all in one
-//! SQLite transaction (group commit) and then acknowledges each receiver. If the commit fails,
+//! It takes every batch waiting in the queue (up to a limit), has the store writer map and write
+//! them all in one SQLite transaction (group commit), and then acknowledges each receiver. If the commit fails,
 //! every batch of the group is answered with a retryable error and nothing of it is kept.
 
 use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
 
-use super::{Envelope, MappedBatch, Pipeline, PipelineError};
+use super::{Envelope, ExportBatch, Pipeline, PipelineError};
 use crate::store::StoreWriter;
 
 /// Settings of the pipeline stage.
@@ -62,10 +62,8 @@ fn run(mut rx: mpsc::Receiver<Envelope>, mut writer: StoreWriter, max_group: usi
                 Err(_) => break,
             }
         }
-        let (batches, acks): (Vec<MappedBatch>, Vec<_>) = group
-            .drain(..)
-            .map(|env| (MappedBatch::map(env.batch), env.ack))
-            .unzip();
+        let (batches, acks): (Vec<ExportBatch>, Vec<_>) =
+            group.drain(..).map(|env| (env.batch, env.ack)).unzip();
         let result = writer.write(&batches);
         match &result {
             Ok(stats) => tracing::debug!(

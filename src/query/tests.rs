@@ -117,9 +117,9 @@ fn database() -> Connection {
         conn.execute(
             "INSERT INTO spans (trace_id, span_id, experiment_id, name, kind, span_type, \
              status_code, status_message, start_time_unix_nano, end_time_unix_nano, trace_state, \
-             flags, attributes, events, links, dropped_attributes_count, dropped_events_count, \
-             dropped_links_count, resource_id, scope_id, facets) \
-             VALUES (?, ?, '0', ?, 0, ?, ?, '', 0, 0, '', 0, ?, '[]', '[]', 0, 0, 0, 1, 1, '{}')",
+             flags, attributes, mapped, events, links, dropped_attributes_count, \
+             dropped_events_count, dropped_links_count, resource_id, scope_id, facets) \
+             VALUES (?, ?, '0', ?, 0, ?, ?, '', 0, 0, '', 0, ?, '{}', '[]', '[]', 0, 0, 0, 1, 1, '{}')",
             params![trace, span, name, span_type, status, attributes],
         )
         .expect("span");

@@ -48,14 +48,27 @@ pub fn trace_info_to_dict(info: &TraceInfo) -> Value {
     Value::Object(m)
 }
 
+/// The span's attributes as MLflow stores them: the received ones, the `mlflow.*` ones mapping
+/// added, and `mlflow.traceRequestId` (which MLflow's ingest always writes), each value
+/// JSON-encoded once.
+pub fn mlflow_attributes(span: &StoredSpan) -> Map<String, Value> {
+    let mut attributes: Map<String, Value> = span
+        .attributes
+        .iter()
+        .chain(span.mapped.iter())
+        .map(|(k, v)| (k.clone(), Value::String(v.to_string())))
+        .collect();
+    attributes.insert(
+        "mlflow.traceRequestId".into(),
+        Value::String(Value::String(format!("tr-{}", span.trace_id_hex)).to_string()),
+    );
+    attributes
+}
+
 /// `Span.to_dict()`: base64 ids, `parent_span_id` null on roots, attribute values JSON-encoded
 /// strings, event attributes native. `kind` is included as MLflow 3.18 prints it.
 pub fn span_to_dict(span: &StoredSpan) -> Value {
-    let attributes: Map<String, Value> = span
-        .attributes
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.to_string())))
-        .collect();
+    let attributes = mlflow_attributes(span);
     let events: Vec<Value> = span
         .events
         .iter()
@@ -127,6 +140,7 @@ mod tests {
             end_time_unix_nano: 2,
             trace_state: String::new(),
             attributes,
+            mapped: Map::new(),
             events: vec![json!({"name": "e", "time_unix_nano": 5, "attributes": {"k": 1}})],
             links: vec![],
             resource: Map::new(),

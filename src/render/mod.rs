@@ -3,5 +3,5 @@
 mod mlflow_dict;
 mod time_fmt;
 
-pub use mlflow_dict::{span_to_dict, trace_info_to_dict, trace_to_dict};
+pub use mlflow_dict::{mlflow_attributes, span_to_dict, trace_info_to_dict, trace_to_dict};
 pub use time_fmt::rfc3339_millis;

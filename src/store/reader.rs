@@ -62,8 +62,10 @@ pub struct StoredSpan {
     pub end_time_unix_nano: i64,
     /// W3C trace state.
     pub trace_state: String,
-    /// Attributes, native JSON values.
+    /// Attributes as received, native JSON values.
     pub attributes: Map<String, Value>,
+    /// The `mlflow.*` attributes the mapping stage added.
+    pub mapped: Map<String, Value>,
     /// Events as stored (`[{name, time_unix_nano, attributes, dropped_attributes_count}]`).
     pub events: Vec<Value>,
     /// Links as stored (hex ids).
@@ -204,7 +206,7 @@ impl StoreReader {
         let mut stmt = self.conn.prepare_cached(
             "SELECT s.span_id, s.parent_span_id, s.name, s.kind, s.status_code, s.status_message,
                     s.start_time_unix_nano, s.end_time_unix_nano, s.trace_state, s.attributes,
-                    s.events, s.links, r.attributes, sc.name, sc.version
+                    s.events, s.links, r.attributes, sc.name, sc.version, s.mapped
              FROM spans s
              JOIN resources r ON r.resource_id = s.resource_id
              JOIN scopes sc ON sc.scope_id = s.scope_id
@@ -226,6 +228,7 @@ impl StoreReader {
                     end_time_unix_nano: r.get(7)?,
                     trace_state: r.get(8)?,
                     attributes: Map::new(),
+                    mapped: Map::new(),
                     events: Vec::new(),
                     links: Vec::new(),
                     resource: Map::new(),
@@ -237,13 +240,15 @@ impl StoreReader {
                     r.get::<_, String>(10)?,
                     r.get::<_, String>(11)?,
                     r.get::<_, String>(12)?,
+                    r.get::<_, String>(15)?,
                 ],
             ))
         })?;
         let mut spans = Vec::new();
         for row in rows {
-            let (mut span, [attrs, events, links, resource]) = row?;
+            let (mut span, [attrs, events, links, resource, mapped]) = row?;
             span.attributes = serde_json::from_str(&attrs)?;
+            span.mapped = serde_json::from_str(&mapped)?;
             span.events = serde_json::from_str(&events)?;
             span.links = serde_json::from_str(&links)?;
             span.resource = serde_json::from_str(&resource)?;

@@ -4,8 +4,10 @@
 //! session, user and token usage promoted to columns as MLflow 3.17 does), `trace_metadata`,
 //! `trace_tags` and `spans`. Ids: `traces.trace_id` / `spans.trace_id` are MLflow ids
 //! (`tr-<32 hex>`); span ids are 16 lowercase hex characters. Span attributes are stored as one JSON
-//! object of *native* values (`{"key": value}`); they are JSON-encoded per value only when printed
-//! in MLflow's shapes. Resources and instrumentation scopes are stored once each and referenced.
+//! object of *native* values (`{"key": value}`) exactly as received (except `mlflow.*` values sent as
+//! JSON text, decoded once as MLflow does); the `mlflow.*` attributes the mapping adds are kept apart
+//! in `mapped`, so a span can be re-mapped from its original attributes when its log records arrive
+//! late. Values are JSON-encoded per value only when printed in MLflow's shapes. Resources and instrumentation scopes are stored once each and referenced.
 
 use rusqlite::Connection;
 
@@ -99,7 +101,8 @@ CREATE TABLE spans (
     end_time_unix_nano   INTEGER NOT NULL,
     trace_state       TEXT NOT NULL,
     flags             INTEGER NOT NULL,
-    attributes        TEXT NOT NULL,              -- JSON object of native values
+    attributes        TEXT NOT NULL,              -- JSON object of native values, as received
+    mapped            TEXT NOT NULL,              -- JSON object of the mlflow.* attributes mapping added
     events            TEXT NOT NULL,              -- JSON array [{name, time_unix_nano, attributes, dropped_attributes_count}]
     links             TEXT NOT NULL,              -- JSON array [{trace_id, span_id (hex), trace_state, attributes, dropped_attributes_count, flags}]
     dropped_attributes_count INTEGER NOT NULL,
@@ -107,8 +110,7 @@ CREATE TABLE spans (
     dropped_links_count      INTEGER NOT NULL,
     resource_id       INTEGER NOT NULL REFERENCES resources (resource_id),
     scope_id          INTEGER NOT NULL REFERENCES scopes (scope_id),
-    -- facets computed by the mapping stage, read when trace info is recomputed
-    facets            TEXT NOT NULL,              -- JSON of mapping::SpanFacets
+    facets            TEXT NOT NULL,              -- JSON of mapping::SpanFacets (read by trace info)
     PRIMARY KEY (trace_id, span_id)
 );
 CREATE INDEX spans_name ON spans (name);

@@ -44,10 +44,16 @@ pub struct TraceSummary {
     pub root_span_id: Option<String>,
     /// Explicit name from the root, else the root span's name.
     pub trace_name: Option<String>,
-    /// Request preview.
+    /// Request preview: the user's message going into the turn's first model call, else MLflow's
+    /// rule over the root's inputs.
     pub request_preview: Option<String>,
-    /// Response preview.
+    /// Response preview: the answer text coming out of the turn's last model call that has one,
+    /// else MLflow's rule over the root's outputs.
     pub response_preview: Option<String>,
+    /// `mlflow.traceInputs` from the root.
+    pub trace_inputs: Option<String>,
+    /// `mlflow.traceOutputs` from the root.
+    pub trace_outputs: Option<String>,
     /// Session id (root's first, else the earliest span naming one).
     pub session_id: Option<String>,
     /// User id (same rule).
@@ -95,8 +101,14 @@ pub fn summarize(rows: &[SpanRow]) -> TraceSummary {
                 .clone()
                 .unwrap_or_else(|| r.name.clone())
         }),
-        request_preview: root.and_then(|r| r.facets.request_preview.clone()),
-        response_preview: root.and_then(|r| r.facets.response_preview.clone()),
+        request_preview: by_start
+            .iter()
+            .find_map(|r| r.facets.chat_request.clone())
+            .or_else(|| root.and_then(|r| r.facets.request_preview.clone())),
+        response_preview: last_answer(&by_start)
+            .or_else(|| root.and_then(|r| r.facets.response_preview.clone())),
+        trace_inputs: root.and_then(|r| r.facets.trace_inputs.clone()),
+        trace_outputs: root.and_then(|r| r.facets.trace_outputs.clone()),
         session_id: first_of(|f| f.session_id.as_ref()),
         user_id: first_of(|f| f.user_id.as_ref()),
         usage: tree_usage(rows),
@@ -106,6 +118,15 @@ pub fn summarize(rows: &[SpanRow]) -> TraceSummary {
             .unwrap_or_default(),
         resource_id: root.or(by_start.first().copied()).map(|r| r.resource_id),
     }
+}
+
+/// The answer of the model call that ended last among those with answer text.
+fn last_answer(by_start: &[&SpanRow]) -> Option<String> {
+    by_start
+        .iter()
+        .filter(|r| r.facets.chat_response.is_some())
+        .max_by_key(|r| (r.end_ns, r.start_ns))
+        .and_then(|r| r.facets.chat_response.clone())
 }
 
 /// Sum usage over spans that report it, skipping any span with an ancestor that reports it too
@@ -199,6 +220,26 @@ mod tests {
         agent.facets.usage = None;
         let s = summarize(&[agent, llm1, llm2, tool]);
         assert_eq!(s.usage, usage(30, 10));
+    }
+
+    #[test]
+    fn turn_previews_come_from_the_chat_exchange() {
+        let mut root = row("a", None, 0, 100);
+        root.facets.request_preview = Some("{\"args\": [\"Q\"]}".into());
+        root.facets.response_preview = Some("\"A\"".into());
+        let s = summarize(std::slice::from_ref(&root));
+        assert_eq!(s.request_preview.as_deref(), Some("{\"args\": [\"Q\"]}"));
+        // A tool-call turn: the first model call asks, the last one that has text answers.
+        let mut llm1 = row("b", Some("a"), 10, 20);
+        llm1.facets.chat_request = Some("Q".into());
+        let mut llm2 = row("c", Some("a"), 30, 40);
+        llm2.facets.chat_request = Some("Q".into());
+        llm2.facets.chat_response = Some("A".into());
+        let mut llm3 = row("d", Some("a"), 45, 50);
+        llm3.facets.chat_request = Some("Q".into());
+        let s = summarize(&[root, llm3, llm2, llm1]);
+        assert_eq!(s.request_preview.as_deref(), Some("Q"));
+        assert_eq!(s.response_preview.as_deref(), Some("A"));
     }
 
     #[test]

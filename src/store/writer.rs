@@ -1,25 +1,26 @@
-//! The store's single writer: upserts spans idempotently on (trace id, span id), stores log
-//! records, and recomputes the trace info of every trace a commit touched.
+//! The store's single writer: maps and upserts spans idempotently on (trace id, span id), stores
+//! log records and joins them to their spans (whichever arrives first), and recomputes the trace
+//! info of every trace a commit touched.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hasher;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use rusqlite::{params, OptionalExtension, Transaction};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::summary::{summarize, SpanRow};
 use super::{open_writer, Durability, StoreError};
-use crate::attributes::{any_to_json, attrs_to_json};
+use crate::attributes::{any_to_json, attrs_to_json, parse_json_text};
 use crate::ids::{is_valid_span_id, is_valid_trace_id, mlflow_trace_id};
-use crate::mapping::SpanFacets;
-use crate::pipeline::{MappedBatch, MappedPayload};
+use crate::mapping::{LogView, Mapper, SpanFacets, SpanView};
+use crate::pipeline::{ExportBatch, Payload};
 
 /// What one commit wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,6 +43,7 @@ pub struct StoreWriter {
     conn: rusqlite::Connection,
     /// Digest → id of resources and scopes known to be committed.
     interned: HashMap<[u8; 16], i64>,
+    mapper: Mapper,
 }
 
 impl StoreWriter {
@@ -55,7 +57,14 @@ impl StoreWriter {
         Self {
             conn,
             interned: HashMap::new(),
+            mapper: Mapper::default(),
         }
+    }
+
+    /// Use `mapper` (configured extra session/user keys) for the spans this writer stores.
+    pub fn with_mapper(mut self, mapper: Mapper) -> Self {
+        self.mapper = mapper;
+        self
     }
 
     /// The underlying connection (tests and benchmarks read through it).
@@ -63,19 +72,32 @@ impl StoreWriter {
         &self.conn
     }
 
-    /// Write every batch in one transaction: all or nothing.
-    pub fn write(&mut self, batches: &[MappedBatch]) -> Result<WriteStats, StoreError> {
+    /// Map and write every batch in one transaction: all or nothing. Log records are written
+    /// first so spans of the same commit see them; spans stored earlier whose log records arrive
+    /// now are re-mapped.
+    pub fn write(&mut self, batches: &[ExportBatch]) -> Result<WriteStats, StoreError> {
         let tx = self.conn.transaction()?;
         let mut ctx = WriteCtx {
             tx: &tx,
             known: &self.interned,
+            mapper: &self.mapper,
             new: HashMap::new(),
             touched: BTreeMap::new(),
+            logged_spans: BTreeSet::new(),
+            written_spans: HashSet::new(),
             stats: WriteStats::default(),
         };
         for batch in batches {
-            ctx.write_batch(batch)?;
+            if let Payload::Logs(_) = batch.payload {
+                ctx.write_batch(batch)?;
+            }
         }
+        for batch in batches {
+            if let Payload::Traces(_) = batch.payload {
+                ctx.write_batch(batch)?;
+            }
+        }
+        ctx.remap_logged_spans()?;
         let touched = std::mem::take(&mut ctx.touched);
         for (trace_id, experiment_id) in &touched {
             recompute_trace(&tx, trace_id, experiment_id)?;
@@ -92,31 +114,64 @@ impl StoreWriter {
 struct WriteCtx<'a> {
     tx: &'a Transaction<'a>,
     known: &'a HashMap<[u8; 16], i64>,
+    mapper: &'a Mapper,
     /// Ids interned by this transaction (only cached once it commits).
     new: HashMap<[u8; 16], i64>,
     /// MLflow trace id → experiment id of traces whose spans changed.
     touched: BTreeMap<String, String>,
+    /// (trace id, span id) of spans that got new log records in this transaction.
+    logged_spans: BTreeSet<(String, String)>,
+    /// (trace id, span id) of spans written (and so mapped with their logs) in this transaction.
+    written_spans: HashSet<(String, String)>,
     stats: WriteStats,
 }
 
+/// Attributes as stored: native JSON, with `mlflow.*` values that arrive as JSON text decoded once
+/// (MLflow's `sanitize_attributes`), so MLflow-native spans read back exactly as MLflow stores them.
+fn stored_attributes(attrs: &[KeyValue]) -> Map<String, Value> {
+    let mut map = attrs_to_json(attrs);
+    for (key, value) in map.iter_mut() {
+        if !key.starts_with("mlflow.") {
+            continue;
+        }
+        if let Value::String(s) = value {
+            let parsed = parse_json_text(s);
+            if !parsed.is_string() || s.starts_with('"') {
+                *value = parsed;
+            }
+        }
+    }
+    map
+}
+
 impl WriteCtx<'_> {
-    fn write_batch(&mut self, batch: &MappedBatch) -> Result<(), StoreError> {
+    fn write_batch(&mut self, batch: &ExportBatch) -> Result<(), StoreError> {
         match &batch.payload {
-            MappedPayload::Traces { request, facets } => {
-                let mut facets = facets.iter();
-                let empty = SpanFacets::default();
+            Payload::Traces(request) => {
                 for rs in &request.resource_spans {
                     let resource_id = self.resource(rs.resource.as_ref(), &rs.schema_url)?;
+                    let resource = rs
+                        .resource
+                        .as_ref()
+                        .map(|r| attrs_to_json(&r.attributes))
+                        .unwrap_or_default();
                     for ss in &rs.scope_spans {
                         let scope_id = self.scope(ss.scope.as_ref(), &ss.schema_url)?;
+                        let scope_name = ss.scope.as_ref().map_or("", |s| s.name.as_str());
+                        let place = SpanPlace {
+                            experiment_id: &batch.experiment_id,
+                            resource_id,
+                            scope_id,
+                            resource: &resource,
+                            scope_name,
+                        };
                         for span in &ss.spans {
-                            let f = facets.next().unwrap_or(&empty);
-                            self.span(span, f, &batch.experiment_id, resource_id, scope_id)?;
+                            self.span(span, &place)?;
                         }
                     }
                 }
             }
-            MappedPayload::Logs(request) => {
+            Payload::Logs(request) => {
                 for rl in &request.resource_logs {
                     let resource_id = self.resource(rl.resource.as_ref(), &rl.schema_url)?;
                     for sl in &rl.scope_logs {
@@ -190,32 +245,39 @@ impl WriteCtx<'_> {
         })
     }
 
-    fn span(
-        &mut self,
-        span: &Span,
-        facets: &SpanFacets,
-        experiment_id: &str,
-        resource_id: i64,
-        scope_id: i64,
-    ) -> Result<(), StoreError> {
+    fn span(&mut self, span: &Span, place: &SpanPlace<'_>) -> Result<(), StoreError> {
         // Receivers drop invalid ids; this guard keeps the store consistent regardless.
         if !is_valid_trace_id(&span.trace_id) || !is_valid_span_id(&span.span_id) {
             return Ok(());
         }
         let trace_id = mlflow_trace_id(&span.trace_id);
+        let span_id = hex::encode(&span.span_id);
         let parent = (!span.parent_span_id.is_empty()).then(|| hex::encode(&span.parent_span_id));
         let (status_code, status_message) = span
             .status
             .as_ref()
             .map_or((0, ""), |s| (s.code, s.message.as_str()));
+        let attributes = stored_attributes(&span.attributes);
+        let events = events_json(span);
+        let logs = self.logs_of(&trace_id, &span_id)?;
+        let mapped = self.mapper.map(&SpanView {
+            name: &span.name,
+            is_root: parent.is_none(),
+            status_code,
+            attributes: &attributes,
+            events: &events,
+            resource: place.resource,
+            scope_name: place.scope_name,
+            logs: &logs,
+        });
         self.tx
             .prepare_cached(
                 "INSERT INTO spans (trace_id, span_id, parent_span_id, experiment_id, name, kind,
                     span_type, status_code, status_message, start_time_unix_nano, end_time_unix_nano,
-                    trace_state, flags, attributes, events, links, dropped_attributes_count,
+                    trace_state, flags, attributes, mapped, events, links, dropped_attributes_count,
                     dropped_events_count, dropped_links_count, resource_id, scope_id, facets)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                    ?18, ?19, ?20, ?21, ?22)
+                    ?18, ?19, ?20, ?21, ?22, ?23)
                  ON CONFLICT (trace_id, span_id) DO UPDATE SET
                     parent_span_id = excluded.parent_span_id, name = excluded.name,
                     kind = excluded.kind, span_type = excluded.span_type,
@@ -223,8 +285,8 @@ impl WriteCtx<'_> {
                     start_time_unix_nano = excluded.start_time_unix_nano,
                     end_time_unix_nano = excluded.end_time_unix_nano,
                     trace_state = excluded.trace_state, flags = excluded.flags,
-                    attributes = excluded.attributes, events = excluded.events,
-                    links = excluded.links,
+                    attributes = excluded.attributes, mapped = excluded.mapped,
+                    events = excluded.events, links = excluded.links,
                     dropped_attributes_count = excluded.dropped_attributes_count,
                     dropped_events_count = excluded.dropped_events_count,
                     dropped_links_count = excluded.dropped_links_count,
@@ -233,32 +295,141 @@ impl WriteCtx<'_> {
             )?
             .execute(params![
                 trace_id,
-                hex::encode(&span.span_id),
+                span_id,
                 parent,
-                experiment_id,
+                place.experiment_id,
                 span.name,
                 span.kind,
-                facets.span_type,
+                mapped.facets.span_type,
                 status_code,
                 status_message,
                 span.start_time_unix_nano as i64,
                 span.end_time_unix_nano as i64,
                 span.trace_state,
                 span.flags,
-                Value::Object(attrs_to_json(&span.attributes)).to_string(),
-                events_json(span).to_string(),
+                Value::Object(attributes).to_string(),
+                Value::Object(mapped.attributes).to_string(),
+                Value::Array(events).to_string(),
                 links_json(span).to_string(),
                 span.dropped_attributes_count,
                 span.dropped_events_count,
                 span.dropped_links_count,
-                resource_id,
-                scope_id,
-                serde_json::to_string(facets)?,
+                place.resource_id,
+                place.scope_id,
+                serde_json::to_string(&mapped.facets)?,
             ])?;
         self.stats.spans += 1;
+        self.written_spans.insert((trace_id.clone(), span_id));
         self.touched
             .entry(trace_id)
-            .or_insert_with(|| experiment_id.to_string());
+            .or_insert_with(|| place.experiment_id.to_string());
+        Ok(())
+    }
+
+    /// Log records joined to a span, in time order.
+    fn logs_of(&self, trace_id: &str, span_id: &str) -> Result<Vec<LogView>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT event_name, body, attributes FROM log_records
+             WHERE trace_id = ?1 AND span_id = ?2 ORDER BY time_unix_nano, log_id",
+        )?;
+        let rows = stmt.query_map(params![trace_id, span_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut logs = Vec::new();
+        for row in rows {
+            let (event_name, body, attributes) = row?;
+            let attributes: Map<String, Value> = serde_json::from_str(&attributes)?;
+            let event_name = if event_name.is_empty() {
+                attributes
+                    .get("event.name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            } else {
+                event_name
+            };
+            logs.push(LogView {
+                event_name,
+                body: body
+                    .map(|b| serde_json::from_str(&b))
+                    .transpose()?
+                    .unwrap_or(Value::Null),
+                attributes,
+            });
+        }
+        Ok(logs)
+    }
+
+    /// Re-map stored spans whose log records arrived in this transaction after the span itself.
+    fn remap_logged_spans(&mut self) -> Result<(), StoreError> {
+        let pending: Vec<(String, String)> = self
+            .logged_spans
+            .iter()
+            .filter(|key| !self.written_spans.contains(*key))
+            .cloned()
+            .collect();
+        for (trace_id, span_id) in pending {
+            let row = self
+                .tx
+                .prepare_cached(
+                    "SELECT s.name, s.parent_span_id IS NULL, s.status_code, s.attributes,
+                            s.events, r.attributes, sc.name, s.experiment_id
+                     FROM spans s
+                     JOIN resources r ON r.resource_id = s.resource_id
+                     JOIN scopes sc ON sc.scope_id = s.scope_id
+                     WHERE s.trace_id = ?1 AND s.span_id = ?2",
+                )?
+                .query_row(params![trace_id, span_id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, bool>(1)?,
+                        r.get::<_, i32>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, String>(6)?,
+                        r.get::<_, String>(7)?,
+                    ))
+                })
+                .optional()?;
+            // The span has not arrived yet: it will be mapped with these logs when it does.
+            let Some((name, is_root, status_code, attrs, events, resource, scope, experiment)) =
+                row
+            else {
+                continue;
+            };
+            let attributes: Map<String, Value> = serde_json::from_str(&attrs)?;
+            let events: Vec<Value> = serde_json::from_str(&events)?;
+            let resource: Map<String, Value> = serde_json::from_str(&resource)?;
+            let logs = self.logs_of(&trace_id, &span_id)?;
+            let mapped = self.mapper.map(&SpanView {
+                name: &name,
+                is_root,
+                status_code,
+                attributes: &attributes,
+                events: &events,
+                resource: &resource,
+                scope_name: &scope,
+                logs: &logs,
+            });
+            self.tx
+                .prepare_cached(
+                    "UPDATE spans SET mapped = ?3, facets = ?4, span_type = ?5
+                     WHERE trace_id = ?1 AND span_id = ?2",
+                )?
+                .execute(params![
+                    trace_id,
+                    span_id,
+                    Value::Object(mapped.attributes).to_string(),
+                    serde_json::to_string(&mapped.facets)?,
+                    mapped.facets.span_type,
+                ])?;
+            self.touched.entry(trace_id).or_insert(experiment);
+        }
         Ok(())
     }
 
@@ -281,7 +452,8 @@ impl WriteCtx<'_> {
         let trace_id =
             is_valid_trace_id(&record.trace_id).then(|| mlflow_trace_id(&record.trace_id));
         let span_id = is_valid_span_id(&record.span_id).then(|| hex::encode(&record.span_id));
-        self.tx
+        let inserted = self
+            .tx
             .prepare_cached(
                 "INSERT INTO log_records (digest, experiment_id, trace_id, span_id, time_unix_nano,
                     observed_time_unix_nano, severity_number, severity_text, event_name, body,
@@ -306,25 +478,35 @@ impl WriteCtx<'_> {
                 resource_id,
                 scope_id,
             ])?;
+        if let (1, Some(t), Some(s)) = (inserted, trace_id, span_id) {
+            self.logged_spans.insert((t, s));
+        }
         self.stats.log_records += 1;
         Ok(())
     }
 }
 
-fn events_json(span: &Span) -> Value {
-    Value::Array(
-        span.events
-            .iter()
-            .map(|e| {
-                json!({
-                    "name": e.name,
-                    "time_unix_nano": e.time_unix_nano,
-                    "attributes": attrs_to_json(&e.attributes),
-                    "dropped_attributes_count": e.dropped_attributes_count,
-                })
+/// Where a span of a request sits: its experiment, resource and scope.
+struct SpanPlace<'a> {
+    experiment_id: &'a str,
+    resource_id: i64,
+    scope_id: i64,
+    resource: &'a Map<String, Value>,
+    scope_name: &'a str,
+}
+
+fn events_json(span: &Span) -> Vec<Value> {
+    span.events
+        .iter()
+        .map(|e| {
+            json!({
+                "name": e.name,
+                "time_unix_nano": e.time_unix_nano,
+                "attributes": attrs_to_json(&e.attributes),
+                "dropped_attributes_count": e.dropped_attributes_count,
             })
-            .collect(),
-    )
+        })
+        .collect()
 }
 
 fn links_json(span: &Span) -> Value {
@@ -470,6 +652,18 @@ fn recompute_trace(
     )?;
     for (k, v) in &tags {
         put.execute(params![trace_id, k, v])?;
+    }
+    let mut meta = tx.prepare_cached(
+        "INSERT INTO trace_metadata (trace_id, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (trace_id, key) DO UPDATE SET value = excluded.value",
+    )?;
+    for (k, v) in [
+        ("mlflow.traceInputs", &s.trace_inputs),
+        ("mlflow.traceOutputs", &s.trace_outputs),
+    ] {
+        if let Some(v) = v {
+            meta.execute(params![trace_id, k, v])?;
+        }
     }
     Ok(())
 }

@@ -48,11 +48,11 @@ HTTP_TIMEOUT_S = 60.0
 
 
 def tb_bin() -> str:
-    return os.environ.get("TRACEBRIDGE_BIN") or os.path.join(REPO, "target", "debug", "tracebridge")
+    return os.path.abspath(os.environ.get("TRACEBRIDGE_BIN") or os.path.join(REPO, "target", "debug", "tracebridge"))
 
 
 def shared_dir() -> str:
-    return os.environ.get("TRACEBRIDGE_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
+    return os.path.abspath(os.environ.get("TRACEBRIDGE_SHARED") or os.path.join(os.path.dirname(REPO), "shared"))
 
 
 # --------------------------------------------------------------------------------------------

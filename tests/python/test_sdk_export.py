@@ -82,11 +82,14 @@ def build_tree(tracer, tag):
         "app.negative_int": -7,
         "app.big_int": 9007199254740993,  # > 2^53: must survive as an exact integer
         "app.float": 3.25,
+        # needs all 17 significant digits: a 1-ulp error on the way (e.g. a JSON float parser that is
+        # not round-trip exact) shows up here
+        "app.float_precise": 0.9609000086784363,
         "app.bool_true": True,
         "app.bool_false": False,
         "app.str_list": ["alpha", "beta", "gamma"],
         "app.int_list": [1, 2, 3],
-        "app.float_list": [0.5, 1.5],
+        "app.float_list": [0.5, 1.5, 0.1 + 0.2],
         "app.bool_list": [True, False, True],
         "app.unicode": "Grüße, 世界 ✓",
         "app.empty": "",
@@ -97,7 +100,7 @@ def build_tree(tracer, tag):
             attributes={"gen_ai.request.model": "gpt-test", "gen_ai.usage.input_tokens": 11},
         ) as llm:
             llm.add_event("chunk-received", {
-                "ev.str": "delta", "ev.int": 5, "ev.float": 0.25, "ev.bool": True, "ev.list": ["a", "b"],
+                "ev.str": "delta", "ev.int": 5, "ev.float": 0.25, "ev.float_precise": 0.9609000086784363, "ev.bool": True, "ev.list": ["a", "b"],
             })
             llm.add_event("no-attrs")
             with tracer.start_as_current_span("parse-output", kind=SpanKind.INTERNAL) as gc:
@@ -239,6 +242,7 @@ def test_sdk_export_roundtrip(tb_server, transport, gz):
     expected_ids = {s.context.span_id.to_bytes(8, "big") for s in spans}
     assert set(by_id) == expected_ids
 
+    problems = []
     for exp in spans:
         got = by_id[exp.context.span_id.to_bytes(8, "big")]
         where = f"span {exp.name!r}"
@@ -256,21 +260,31 @@ def test_sdk_export_roundtrip(tb_server, transport, gz):
         assert (got["status"].get("message") or "") == (exp.status.description or ""), where
 
         # attributes: JSON-encoded strings, decoding to exactly the value that was set
+        # (value mismatches are collected over all spans and reported together)
         attrs = got["attributes"]
         for key, value in exp.attributes.items():
-            assert key in attrs, f"{where}: attribute {key} missing; stored keys {sorted(attrs)}"
-            assert isinstance(attrs[key], str), f"{where}: {key} stored as {attrs[key]!r}, want a JSON string"
-            decoded = json.loads(attrs[key])
-            assert strict_equal(decoded, native(value)), f"{where}: {key} = {attrs[key]!r}, sent {value!r}"
+            if key not in attrs:
+                problems.append(f"{where}: attribute {key} missing")
+            elif not isinstance(attrs[key], str):
+                problems.append(f"{where}: {key} stored as {attrs[key]!r}, want a JSON string")
+            elif not strict_equal(json.loads(attrs[key]), native(value)):
+                problems.append(f"{where}: attribute {key} stored {attrs[key]!r}, sent {value!r}")
         extra = [k for k in attrs if k not in exp.attributes and not k.startswith("mlflow.")]
-        assert not extra, f"{where}: attributes that were not sent: {extra}"
+        if extra:
+            problems.append(f"{where}: attributes that were not sent: {extra}")
 
         # events: order, names, times, native attribute values
         assert [e["name"] for e in got["events"]] == [e.name for e in exp.events], where
         for ge, ee in zip(got["events"], exp.events):
             assert ge["time_unix_nano"] == ee.timestamp, where
-            want = {k: native(v) for k, v in ee.attributes.items()}
-            assert strict_equal(ge.get("attributes") or {}, want), f"{where} event {ee.name}: {ge}"
+            gattrs = ge.get("attributes") or {}
+            for k, v in ee.attributes.items():
+                if k not in gattrs:
+                    problems.append(f"{where} event {ee.name}: attribute {k} missing")
+                elif not strict_equal(gattrs[k], native(v)):
+                    problems.append(f"{where} event {ee.name}: attribute {k} stored {gattrs[k]!r}, sent {v!r}")
+            if set(gattrs) != set(ee.attributes):
+                problems.append(f"{where} event {ee.name}: keys {sorted(gattrs)} != sent {sorted(ee.attributes)}")
 
         # links
         assert len(got["links"]) == len(exp.links), where
@@ -288,6 +302,8 @@ def test_sdk_export_roundtrip(tb_server, transport, gz):
                 elif isinstance(val, str) and val.startswith('"'):
                     val = json.loads(val)
                 assert strict_equal(val, native(v)), (where, k, gl)
+
+    assert not problems, "stored values differ from what was sent:\n" + "\n".join(problems)
 
     error_span = by_id[next(s for s in spans if s.name == "tool-call").context.span_id.to_bytes(8, "big")]
     assert error_span["status"] == {"code": "STATUS_CODE_ERROR", "message": "tool failed"}
