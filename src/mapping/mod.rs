@@ -40,8 +40,11 @@ use serde_json::{json, Map, Value};
 
 use preview::{chat_text, mlflow_preview, truncate, Side};
 
+/// One convention's rules.
+type Rules = fn(&SpanView<'_>) -> Extract;
+
 /// Conventions after the explicit MLflow keys, in precedence order.
-const CONVENTIONS: &[(&str, fn(&SpanView<'_>) -> Extract)] = &[
+const CONVENTIONS: &[(&str, Rules)] = &[
     ("langfuse", langfuse::extract),
     ("openinference", openinference::extract),
     ("traceloop", traceloop::extract),
