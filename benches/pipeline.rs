@@ -118,7 +118,7 @@ fn bench_map(c: &mut Criterion) {
     g.bench_function("genai_request", |b| {
         b.iter(|| {
             for (attrs, events) in &views {
-                criterion::black_box(mapper.map(&SpanView {
+                std::hint::black_box(mapper.map(&SpanView {
                     name: "chat gpt-4o-mini",
                     is_root: false,
                     status_code: 0,
