@@ -5,7 +5,7 @@
 #   5. Python venv (${TRACEBRIDGE_VENV:-.venv-test}) from tests/python/requirements.txt, reused while
 #      the requirements' hash is unchanged
 #   6. pytest tests/python (drives target/debug/tracebridge; fixtures from ${TRACEBRIDGE_SHARED:-../shared})
-#   7. the shared acceptance checker (fixture_check.py ingest --mix, badinput) on a fresh server
+#   7. the shared acceptance checker (fixture_check.py ingest --mix, badinput, sessions), each on a fresh server
 # Every step runs even when an earlier one failed, except those that need what failed (the binary,
 # the venv). Ends with a line "N passed, N failed[, N skipped]" (cargo and pytest tests counted one by
 # one, every other step as one) and exits non-zero if anything failed.
@@ -133,8 +133,7 @@ PY
 
 step_fixture_ingest() { "$VENV/bin/python" tests/python/run_fixture_check.py ingest; }
 step_fixture_badinput() { "$VENV/bin/python" tests/python/run_fixture_check.py badinput; }
-# Session/user/preview mapping lands with a later issue; then enable:
-# step_fixture_sessions() { "$VENV/bin/python" tests/python/run_fixture_check.py sessions; }
+step_fixture_sessions() { "$VENV/bin/python" tests/python/run_fixture_check.py sessions; }
 
 # ---------------------------------------------------------------------------------------- run
 
@@ -159,8 +158,8 @@ else
 fi
 for s in "pytest tests/python:step_pytest" \
     "fixture_check ingest --mix:step_fixture_ingest" \
-    "fixture_check badinput:step_fixture_badinput"; do
-    # "fixture_check sessions:step_fixture_sessions"  # later issue
+    "fixture_check badinput:step_fixture_badinput" \
+    "fixture_check sessions:step_fixture_sessions"; do
     if [[ -z "$why" ]]; then
         run_step "${s%%:*}" "${s#*:}"
     else

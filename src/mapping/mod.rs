@@ -5,9 +5,9 @@
 //! extracts are merged field by field in a documented precedence (docs/CONVENTIONS.md):
 //!
 //! 1. explicit MLflow keys (`mlflow.*`) always win;
-//! 2. then Langfuse, OpenInference, Traceloop, OTel GenAI (current), OTel GenAI (deprecated
-//!    indexed attributes, span events and log records), Vercel AI SDK, pydantic-ai/Logfire,
-//!    OpenLIT, Google ADK, Strands — the first convention that knows a field fills it;
+//! 2. then Langfuse, OpenInference, Traceloop, Vercel AI SDK, Google ADK, pydantic-ai/Logfire,
+//!    OTel GenAI (current), OTel GenAI (deprecated indexed attributes, span events and log
+//!    records), OpenLIT, Strands — the first convention that knows a field fills it;
 //! 3. span type fallbacks: tool keys → TOOL, model keys → LLM, else UNKNOWN.
 //!
 //! The result is the set of `mlflow.*` attributes to add (original attributes are never changed
@@ -48,12 +48,14 @@ const CONVENTIONS: &[(&str, Rules)] = &[
     ("langfuse", langfuse::extract),
     ("openinference", openinference::extract),
     ("traceloop", traceloop::extract),
+    // Frameworks that also write generic gen_ai.* keys, ahead of the generic rules so their
+    // richer values win (Vercel's cache counts and provider; ADK's Gemini request/response).
+    ("vercel_ai", vercel_ai::extract),
+    ("google_adk", google_adk::extract),
+    ("pydantic_ai", pydantic_ai::extract),
     ("genai_current", genai_current::extract),
     ("genai_deprecated", genai_deprecated::extract),
-    ("vercel_ai", vercel_ai::extract),
-    ("pydantic_ai", pydantic_ai::extract),
     ("openlit", openlit::extract),
-    ("google_adk", google_adk::extract),
     ("strands", strands::extract),
 ];
 

@@ -18,9 +18,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tbharness  # noqa: E402
 
-DEFAULT_CHECKS = ["ingest", "badinput"]
-# `sessions` (session/user/preview mapping) is implemented by a later issue; enable it then:
-# DEFAULT_CHECKS = ["ingest", "badinput", "sessions"]
+DEFAULT_CHECKS = ["ingest", "badinput", "sessions"]
 CHECK_TIMEOUT_S = 900
 
 
