@@ -1,7 +1,8 @@
-//! Command-line interface: `serve`, `traces search`, `traces get`.
+//! Command-line interface: `serve`, `traces search|get`, `sessions list|show|analyze`.
 
 mod error;
 mod serve;
+mod sessions;
 mod traces;
 
 pub use error::CliError;
@@ -28,6 +29,9 @@ pub enum Command {
     /// Search and print stored traces (MLflow's `mlflow traces` shapes).
     #[command(subcommand)]
     Traces(traces::TracesCommand),
+    /// Look at sessions: list them, read a conversation turn by turn, find what went wrong.
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
 }
 
 /// Options shared by commands that read the store.
@@ -57,6 +61,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Traces(cmd) => traces::run(cmd),
+        Command::Sessions(cmd) => sessions::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

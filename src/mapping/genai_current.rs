@@ -28,7 +28,7 @@ use super::messages::{
     chat_inputs, chat_outputs, openai_tools, otel_messages_to_openai, otel_output_to_choices,
     system_message, text_message, with_system,
 };
-use super::view::{value_json, value_str};
+use super::view::{non_empty, value_json, value_str};
 use super::{
     genai_deprecated, openlit, strands, usage_of, Extract, SpanType, SpanView, TokenUsage,
 };
@@ -174,17 +174,6 @@ fn content(view: &SpanView<'_>, details: &[&Map<String, Value>], key: &str) -> O
 fn detail_str(details: &[&Map<String, Value>], keys: &[&str]) -> Option<String> {
     keys.iter()
         .find_map(|k| details.iter().find_map(|m| m.get(*k).and_then(value_str)))
-}
-
-/// Not null, not an empty string, list or map.
-pub(crate) fn non_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::String(s) => !s.trim().is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-        _ => true,
-    }
 }
 
 /// Messages (OTel parts or OpenAI-shaped, or a bare string = one user message) → OpenAI
@@ -566,8 +555,8 @@ pub(crate) mod tests {
                             {"type": "uri", "modality": "image", "mime_type": "image/png", "uri": "https://x/p.png"},
                             {"type": "blob", "modality": "audio", "content": "AAA="}]}]},
                     "mlflow.spanOutputs": {"choices": [{"index": 0, "message": {"role": "assistant", "content": [
-                        {"type": "text", "text": "Paris."},
-                        {"type": "reasoning", "content": "The photo shows the Eiffel tower."}]}, "finish_reason": "stop"}]},
+                        {"type": "reasoning", "content": "The photo shows the Eiffel tower."},
+                        {"type": "text", "text": "Paris."}]}, "finish_reason": "stop"}]},
                     "mlflow.chat.tokenUsage": {"input_tokens": 100, "output_tokens": 20, "total_tokens": 120, "cache_read_input_tokens": 60, "cache_creation_input_tokens": 30},
                     "mlflow.llm.model": "claude-sonnet-4",
                     "mlflow.llm.provider": "anthropic",

@@ -21,11 +21,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::genai_current::{self, choices, non_empty, to_openai_messages};
+use super::genai_current::{self, choices, to_openai_messages};
 use super::messages::{
-    chat_inputs, chat_outputs, normalize_role, text_message, tool_call, with_system,
+    chat_inputs, chat_outputs, message_map, normalize_role, text_message, tool_call, with_system,
 };
-use super::view::{value_int, value_json, value_str};
+use super::view::{non_empty, value_int, value_json, value_str};
 use super::{strands, Extract, SpanView};
 
 /// semconv 1.28–1.36 message events and their roles (OpenLIT spells the tool one `tools`).
@@ -163,12 +163,6 @@ fn indexed_message(m: &Map<String, Value>, default_role: &str) -> Value {
             m.get("content"),
         ),
     };
-    let mut out = Map::new();
-    out.insert("role".into(), json!(role));
-    out.insert(
-        "content".into(),
-        content.map_or(Value::Null, indexed_content),
-    );
     let mut calls: Vec<Value> = m
         .get("tool_calls")
         .and_then(Value::as_array)
@@ -177,9 +171,8 @@ fn indexed_message(m: &Map<String, Value>, default_role: &str) -> Value {
     if let Some(f) = m.get("function_call").filter(|f| f.is_object()) {
         calls.extend(flat_tool_call(f));
     }
-    if !calls.is_empty() {
-        out.insert("tool_calls".into(), Value::Array(calls));
-    }
+    let content = content.map_or(Value::Null, indexed_content);
+    let mut out = message_map(&role, content, calls);
     if let Some(id) = m.get("tool_call_id").filter(|v| !v.is_null()) {
         out.insert("tool_call_id".into(), id.clone());
     }
@@ -370,21 +363,14 @@ fn legacy_messages(event_role: &str, f: &Map<String, Value>) -> Vec<Value> {
             return msgs;
         }
     }
-    let mut out = Map::new();
-    out.insert("role".into(), json!(role));
-    out.insert(
-        "content".into(),
-        content.map_or(Value::Null, |(raw, parsed)| message_content(raw, parsed)),
-    );
     let calls: Vec<Value> = f
         .get("tool_calls")
         .map(value_json)
         .and_then(|v| v.as_array().cloned())
         .map(|calls| calls.iter().filter_map(flat_tool_call).collect())
         .unwrap_or_default();
-    if !calls.is_empty() {
-        out.insert("tool_calls".into(), Value::Array(calls));
-    }
+    let content = content.map_or(Value::Null, |(raw, parsed)| message_content(raw, parsed));
+    let mut out = message_map(&role, content, calls);
     if role == "tool" {
         if let Some(id) = f
             .get("id")
@@ -772,7 +758,7 @@ mod tests {
                     "mlflow.spanType": "CHAT_MODEL",
                     "mlflow.spanInputs": {"messages": [
                         {"role": "user", "content": "Capital of France?"},
-                        {"role": "user", "content": [{"type": "text", "text": "And "}, {"type": "text", "text": "Italy?"}]}]},
+                        {"role": "user", "content": "And \nItaly?"}]},
                     "mlflow.spanOutputs": {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris; Rome."}, "finish_reason": "stop"}]},
                 }),
             ),

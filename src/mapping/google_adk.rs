@@ -25,10 +25,11 @@
 //!   Type TOOL when arguments are present (the operation name decides first anyway).
 //! - Both attributes as camelCase (`functionCall`, `usageMetadata`, …) are accepted too.
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::messages::{
     as_text, chat_inputs, chat_outputs, normalize_role, openai_tools, text_message, tool_call,
+    tool_definition, tool_message, MessageParts, Piece,
 };
 use super::view::{value_int, value_str};
 use super::{usage_of, Extract, SpanType, SpanView, TokenUsage};
@@ -137,39 +138,6 @@ fn join_texts(items: &[Value]) -> String {
         .join("\n")
 }
 
-/// One piece of message content, in order.
-enum Piece {
-    Text(String),
-    Other(Value),
-}
-
-/// Content from pieces: only text → one string (joined with "\n"); any non-text piece → an
-/// array of `{"type": "text", "text"}` and the other parts, in their order; nothing → null.
-fn content_of(pieces: Vec<Piece>) -> Value {
-    if pieces.is_empty() {
-        return Value::Null;
-    }
-    if pieces.iter().all(|p| matches!(p, Piece::Text(_))) {
-        let texts: Vec<String> = pieces
-            .into_iter()
-            .filter_map(|p| match p {
-                Piece::Text(t) => Some(t),
-                Piece::Other(_) => None,
-            })
-            .collect();
-        return Value::String(texts.join("\n"));
-    }
-    Value::Array(
-        pieces
-            .into_iter()
-            .map(|p| match p {
-                Piece::Text(t) => json!({"type": "text", "text": t}),
-                Piece::Other(v) => v,
-            })
-            .collect(),
-    )
-}
-
 /// One Gemini Content `{role, parts}` → one OpenAI message (unless it held only function
 /// responses) plus one `tool` message per function response.
 fn content_messages(content: &Value, default_role: &str) -> Vec<Value> {
@@ -179,9 +147,7 @@ fn content_messages(content: &Value, default_role: &str) -> Vec<Value> {
             .and_then(Value::as_str)
             .unwrap_or(default_role),
     );
-    let mut pieces = Vec::new();
-    let mut calls = Vec::new();
-    let mut results = Vec::new();
+    let mut msg = MessageParts::default();
     for part in content
         .get("parts")
         .and_then(Value::as_array)
@@ -192,50 +158,25 @@ fn content_messages(content: &Value, default_role: &str) -> Vec<Value> {
             continue;
         }
         if let Some(call) = field(part, "function_call", "functionCall") {
-            calls.push(tool_call(
+            msg.calls.push(tool_call(
                 call.get("id").and_then(Value::as_str),
                 call.get("name").and_then(Value::as_str).unwrap_or_default(),
                 call.get("args"),
             ));
         } else if let Some(response) = field(part, "function_response", "functionResponse") {
-            results.push(tool_message(response));
+            // `{id, name, response}`: named by the call id, else by the tool's name.
+            msg.results.push(tool_message(
+                response.get("id"),
+                response.get("name"),
+                response.get("response").map(as_text).unwrap_or_default(),
+            ));
         } else if let Some(text) = part.get("text").and_then(Value::as_str) {
-            pieces.push(Piece::Text(text.to_string()));
+            msg.pieces.push(Piece::Text(text.to_string()));
         } else {
-            pieces.push(Piece::Other(part.clone()));
+            msg.pieces.push(Piece::Other(part.clone()));
         }
     }
-    let mut out = Vec::new();
-    if !(pieces.is_empty() && calls.is_empty()) || results.is_empty() {
-        let mut m = Map::new();
-        m.insert("role".into(), json!(role));
-        m.insert("content".into(), content_of(pieces));
-        if !calls.is_empty() {
-            m.insert("tool_calls".into(), Value::Array(calls));
-        }
-        out.push(Value::Object(m));
-    }
-    out.extend(results);
-    out
-}
-
-/// A `function_response{id, name, response}` → `{"role": "tool", "tool_call_id", "content"}`.
-fn tool_message(response: &Value) -> Value {
-    let mut m = Map::new();
-    m.insert("role".into(), json!("tool"));
-    match response.get("id").filter(|v| !v.is_null()) {
-        Some(id) => {
-            m.insert("tool_call_id".into(), id.clone());
-        }
-        None => {
-            if let Some(name) = response.get("name").filter(|v| !v.is_null()) {
-                m.insert("name".into(), name.clone());
-            }
-        }
-    }
-    let content = response.get("response").map(as_text).unwrap_or_default();
-    m.insert("content".into(), json!(content));
-    Value::Object(m)
+    msg.into_messages(&role, None, true)
 }
 
 /// A Gemini response → `{"choices": [one choice]}`; kept as it is without `content`.
@@ -277,19 +218,15 @@ fn request_tools(request: &Value) -> Option<Value> {
         .flatten()
         .filter_map(|d| {
             let name = d.get("name").and_then(Value::as_str)?;
-            let mut def = Map::new();
-            def.insert("name".into(), json!(name));
-            if let Some(desc) = d.get("description").filter(|v| !v.is_null()) {
-                def.insert("description".into(), desc.clone());
-            }
-            if let Some(p) = d
+            let parameters = d
                 .get("parameters")
                 .filter(|v| !v.is_null())
-                .or_else(|| field(d, "parameters_json_schema", "parametersJsonSchema"))
-            {
-                def.insert("parameters".into(), p.clone());
-            }
-            Some(Value::Object(def))
+                .or_else(|| field(d, "parameters_json_schema", "parametersJsonSchema"));
+            Some(tool_definition(
+                name,
+                d.get("description").filter(|v| !v.is_null()).cloned(),
+                parameters.cloned(),
+            ))
         })
         .collect();
     openai_tools(&Value::Array(defs))
@@ -297,40 +234,13 @@ fn request_tools(request: &Value) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{json, Map, Value};
+    use serde_json::{json, Value};
 
     use super::extract;
-    use crate::mapping::{Extract, Mapped, Mapper, SpanType, SpanView};
+    use crate::mapping::tests::{extract_fields, run};
 
-    /// Run `extract` and the whole mapper over one span (tracer scope `gcp.vertex.agent`).
-    fn run(name: &str, attrs: &Value) -> (Extract, Mapped) {
-        let attrs: Map<String, Value> = attrs.as_object().cloned().unwrap_or_default();
-        let resource = Map::new();
-        let view = SpanView {
-            name,
-            is_root: true,
-            status_code: 0,
-            attributes: &attrs,
-            events: &[],
-            resource: &resource,
-            scope_name: "gcp.vertex.agent",
-            logs: &[],
-        };
-        (extract(&view), Mapper::default().map(&view))
-    }
-
-    /// What this convention says, every field written out (null = not from this convention).
-    fn fields(e: &Extract) -> Value {
-        json!({
-            "type": e.span_type.map(SpanType::as_str),
-            "inputs": e.inputs,
-            "outputs": e.outputs,
-            "usage": e.usage.map(|u| serde_json::to_value(u).unwrap()),
-            "model": e.model,
-            "provider": e.provider,
-            "tools": e.tools,
-        })
-    }
+    /// ADK's tracer scope.
+    const SCOPE: &str = "gcp.vertex.agent";
 
     /// `_build_llm_request_for_trace` of a weather agent's second model call: the user asked, the
     /// model called `get_weather`, the tool answered.
@@ -550,15 +460,17 @@ mod tests {
             ),
         ];
         for (label, name, attrs, want) in rows {
-            let (e, _) = run(name, &attrs);
-            assert_eq!(fields(&e), want, "{label}");
+            let (e, _) = run(extract, name, SCOPE, &attrs);
+            assert_eq!(extract_fields(&e), want, "{label}");
         }
     }
 
     #[test]
     fn tool_span_through_the_whole_mapper() {
         let (_, m) = run(
+            extract,
             "execute_tool get_weather",
+            SCOPE,
             &json!({
                 "gen_ai.tool.name": "get_weather",
                 "gcp.vertex.agent.llm_request": "{}",
@@ -580,7 +492,9 @@ mod tests {
     #[test]
     fn llm_span_through_the_whole_mapper() {
         let (_, m) = run(
+            extract,
             "call_llm",
+            SCOPE,
             &json!({
                 "gcp.vertex.agent.llm_request": round_trip_request(),
                 "gcp.vertex.agent.llm_response": final_response(),

@@ -26,9 +26,9 @@
 use serde_json::{Map, Value};
 
 use super::messages::{
-    chat_inputs, chat_outputs, openai_tools, otel_messages_to_openai, text_message,
+    chat_inputs, chat_outputs, is_message_list, openai_messages, openai_tools, text_message,
 };
-use super::view::{value_int, SpanView};
+use super::view::{value_int, value_json_full, SpanView};
 use super::{usage_of, Extract, SpanType, TokenUsage};
 
 /// What the Langfuse keys say about `view`.
@@ -43,7 +43,7 @@ pub fn extract(view: &SpanView<'_>) -> Extract {
     let io = |observation: &str, trace: &str| {
         view.get(observation)
             .or_else(|| view.get(trace).filter(|_| view.is_root))
-            .and_then(json_text)
+            .and_then(value_json_full)
     };
     let input = io("langfuse.observation.input", "langfuse.trace.input");
     let output = io("langfuse.observation.output", "langfuse.trace.output");
@@ -61,7 +61,7 @@ pub fn extract(view: &SpanView<'_>) -> Extract {
         outputs,
         usage: view
             .get("langfuse.observation.usage_details")
-            .and_then(json_text)
+            .and_then(value_json_full)
             .and_then(|d| usage(&d)),
         model: view.str("langfuse.observation.model.name"),
         provider: None,
@@ -81,34 +81,6 @@ fn span_type_of(t: &str) -> Option<SpanType> {
         "guardrail" => SpanType::Guardrail,
         _ => return None,
     })
-}
-
-/// A value the SDK serialised to JSON text: parsed in full; text that is not JSON (or a native
-/// value) is kept as it is. Empty text says nothing.
-fn json_text(v: &Value) -> Option<Value> {
-    match v {
-        Value::String(s) if s.trim().is_empty() => None,
-        Value::String(s) => {
-            Some(serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())))
-        }
-        other => Some(other.clone()),
-    }
-}
-
-/// True for a non-empty list of `{role, …}` objects.
-fn is_message_list(v: &Value) -> bool {
-    v.as_array().is_some_and(|items| {
-        !items.is_empty()
-            && items
-                .iter()
-                .all(|m| m.get("role").is_some_and(Value::is_string))
-    })
-}
-
-/// Messages in OpenAI shape (roles normalised, OTel parts converted); as they are when they
-/// have a shape the converter does not know.
-fn openai_messages(list: &Value) -> Vec<Value> {
-    otel_messages_to_openai(list).unwrap_or_else(|| list.as_array().cloned().unwrap_or_default())
 }
 
 /// A generation's input → (`{"messages"}` when it is chat-like, offered tools).
@@ -206,23 +178,8 @@ fn bucket_sum(obj: &Map<String, Value>, prefix: &str, extra: &[&str]) -> i64 {
 mod tests {
     use serde_json::{json, Map, Value};
 
-    use super::super::tests::{map_attrs, map_full};
+    use super::super::tests::{map_attrs, map_full, mapped_fields};
     use super::*;
-
-    /// The MLflow view of a mapped span: every field the conventions fill, `null` when absent.
-    fn view_json(m: super::super::Mapped) -> Value {
-        let a = &m.attributes;
-        let get = |k: &str| a.get(k).cloned().unwrap_or(Value::Null);
-        json!({
-            "type": get("mlflow.spanType"),
-            "inputs": get("mlflow.spanInputs"),
-            "outputs": get("mlflow.spanOutputs"),
-            "usage": get("mlflow.chat.tokenUsage"),
-            "model": get("mlflow.llm.model"),
-            "provider": get("mlflow.llm.provider"),
-            "tools": get("mlflow.chat.tools"),
-        })
-    }
 
     fn child(attrs: Value) -> super::super::Mapped {
         map_full(attrs, json!([]), json!({}), &[], false)
@@ -394,7 +351,7 @@ mod tests {
             ),
         ];
         for (name, mapped, want) in rows {
-            assert_eq!(view_json(mapped), want, "row {name}");
+            assert_eq!(mapped_fields(&mapped), want, "row {name}");
         }
     }
 

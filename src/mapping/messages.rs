@@ -62,21 +62,117 @@ pub fn normalize_role(role: &str) -> String {
     }
 }
 
-/// Content from collected text parts and kept non-text parts: one text → a string; several, or
-/// any non-text part → an array of `{"type": "text", "text"}` plus the original parts; none → null.
-fn content_from(texts: Vec<String>, others: Vec<Value>) -> Value {
-    match (texts.len(), others.is_empty()) {
-        (0, true) => Value::Null,
-        (1, true) => Value::String(texts.into_iter().next().unwrap_or_default()),
-        _ => {
-            let mut items: Vec<Value> = texts
-                .into_iter()
-                .map(|t| json!({"type": "text", "text": t}))
-                .collect();
-            items.extend(others);
-            Value::Array(items)
-        }
+/// One piece of message content, in the order the source gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    /// Text.
+    Text(String),
+    /// Any other part (image, audio, reasoning, …), already in its output shape.
+    Other(Value),
+}
+
+/// Content from pieces: only text → one string (joined with "\n"); any non-text piece → an
+/// array of `{"type": "text", "text"}` and the other parts, in their order; nothing → null.
+pub fn content_of(pieces: Vec<Piece>) -> Value {
+    if pieces.is_empty() {
+        return Value::Null;
     }
+    if pieces.iter().all(|p| matches!(p, Piece::Text(_))) {
+        let texts: Vec<String> = pieces
+            .into_iter()
+            .filter_map(|p| match p {
+                Piece::Text(t) => Some(t),
+                Piece::Other(_) => None,
+            })
+            .collect();
+        return Value::String(texts.join("\n"));
+    }
+    Value::Array(
+        pieces
+            .into_iter()
+            .map(|p| match p {
+                Piece::Text(t) => json!({"type": "text", "text": t}),
+                Piece::Other(v) => v,
+            })
+            .collect(),
+    )
+}
+
+/// `{"role", "content", "tool_calls"}` (`tool_calls` only when there are some), as a map so the
+/// caller can add `name` / `tool_call_id`.
+pub fn message_map(role: &str, content: Value, calls: Vec<Value>) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("role".into(), json!(role));
+    m.insert("content".into(), content);
+    if !calls.is_empty() {
+        m.insert("tool_calls".into(), Value::Array(calls));
+    }
+    m
+}
+
+/// A tool result as a `tool` message `{"role": "tool", "tool_call_id", "content"}`; without an
+/// id (absent or null), `name` names the tool instead when given.
+pub fn tool_message(id: Option<&Value>, name: Option<&Value>, content: String) -> Value {
+    let mut m = Map::new();
+    m.insert("role".into(), json!("tool"));
+    match (id.filter(|v| !v.is_null()), name.filter(|v| !v.is_null())) {
+        (Some(id), _) => {
+            m.insert("tool_call_id".into(), id.clone());
+        }
+        (None, Some(name)) => {
+            m.insert("name".into(), name.clone());
+        }
+        (None, None) => {}
+    }
+    m.insert("content".into(), json!(content));
+    Value::Object(m)
+}
+
+/// One source message sorted part by part: content pieces in order, tool calls (OpenAI shape)
+/// and tool results (already `tool` messages, see [`tool_message`]).
+#[derive(Debug, Default)]
+pub struct MessageParts {
+    /// Content, in order.
+    pub pieces: Vec<Piece>,
+    /// Tool calls made by the message.
+    pub calls: Vec<Value>,
+    /// Tool results carried by the message, one `tool` message each.
+    pub results: Vec<Value>,
+}
+
+impl MessageParts {
+    /// The message (`{"role", "content", "tool_calls"?, "name"?}`) followed by the `tool`
+    /// messages. A message with neither content nor tool calls is left out when there are tool
+    /// results, and also without them unless `keep_empty`.
+    pub fn into_messages(self, role: &str, name: Option<&Value>, keep_empty: bool) -> Vec<Value> {
+        let empty = self.pieces.is_empty() && self.calls.is_empty();
+        let mut out = Vec::with_capacity(1 + self.results.len());
+        if !empty || (keep_empty && self.results.is_empty()) {
+            let mut m = message_map(role, content_of(self.pieces), self.calls);
+            if let Some(n) = name.filter(|v| !v.is_null()) {
+                m.insert("name".into(), n.clone());
+            }
+            out.push(Value::Object(m));
+        }
+        out.extend(self.results);
+        out
+    }
+}
+
+/// True for a non-empty list of `{role, …}` objects (role a string).
+pub fn is_message_list(v: &Value) -> bool {
+    v.as_array().is_some_and(|items| {
+        !items.is_empty()
+            && items
+                .iter()
+                .all(|m| m.get("role").is_some_and(Value::is_string))
+    })
+}
+
+/// A message list in OpenAI shape via [`otel_messages_to_openai`]; the items as they are when
+/// the converter does not know their shape (empty when `list` is no list).
+pub fn openai_messages(list: &Value) -> Vec<Value> {
+    otel_messages_to_openai(list).unwrap_or_else(|| list.as_array().cloned().unwrap_or_default())
 }
 
 /// OTel GenAI messages (`[{role, parts: [...], name?}]`, or already OpenAI-shaped
@@ -104,19 +200,16 @@ pub fn otel_messages_to_openai(list: &Value) -> Option<Vec<Value>> {
 
 /// One OTel message's parts → one message (plus one `tool` message per tool result).
 fn parts_to_messages(role: &str, parts: &[Value], name: Option<&Value>) -> Vec<Value> {
-    let mut texts = Vec::new();
-    let mut others = Vec::new();
-    let mut calls = Vec::new();
-    let mut results = Vec::new();
+    let mut msg = MessageParts::default();
     for part in parts {
         let ptype = part.get("type").and_then(Value::as_str).unwrap_or("text");
         match ptype {
             "text" => {
                 if let Some(t) = part.get("content").or_else(|| part.get("text")) {
-                    texts.push(as_text(t));
+                    msg.pieces.push(Piece::Text(as_text(t)));
                 }
             }
-            "tool_call" => calls.push(tool_call(
+            "tool_call" => msg.calls.push(tool_call(
                 part.get("id").and_then(Value::as_str),
                 part.get("name").and_then(Value::as_str).unwrap_or(""),
                 part.get("arguments"),
@@ -124,35 +217,16 @@ fn parts_to_messages(role: &str, parts: &[Value], name: Option<&Value>) -> Vec<V
             "tool_call_response" => {
                 // The JSON schema says `response`; the registry example says `result`.
                 let response = part.get("response").or_else(|| part.get("result"));
-                let mut m = Map::new();
-                m.insert("role".into(), json!("tool"));
-                if let Some(id) = part.get("id").filter(|v| !v.is_null()) {
-                    m.insert("tool_call_id".into(), id.clone());
-                }
-                m.insert(
-                    "content".into(),
-                    json!(response.map(as_text).unwrap_or_default()),
-                );
-                results.push(Value::Object(m));
+                msg.results.push(tool_message(
+                    part.get("id"),
+                    None,
+                    response.map(as_text).unwrap_or_default(),
+                ));
             }
-            _ => others.push(part.clone()),
+            _ => msg.pieces.push(Piece::Other(part.clone())),
         }
     }
-    let mut out = Vec::new();
-    if !(texts.is_empty() && others.is_empty() && calls.is_empty()) || results.is_empty() {
-        let mut m = Map::new();
-        m.insert("role".into(), json!(role));
-        m.insert("content".into(), content_from(texts, others));
-        if !calls.is_empty() {
-            m.insert("tool_calls".into(), Value::Array(calls));
-        }
-        if let Some(n) = name.filter(|v| !v.is_null()) {
-            m.insert("name".into(), n.clone());
-        }
-        out.push(Value::Object(m));
-    }
-    out.extend(results);
-    out
+    msg.into_messages(role, name, true)
 }
 
 /// OTel GenAI output messages (`[{role, parts, finish_reason}]`) → `{"choices": [...]}`.
@@ -186,19 +260,35 @@ pub fn system_message(instructions: &Value) -> Option<Value> {
     }
 }
 
-/// Prepend `system` unless the messages already start with a system message.
-pub fn with_system(mut messages: Vec<Value>, system: Option<Value>) -> Vec<Value> {
-    if let Some(s) = system {
-        let has_system = messages
-            .first()
-            .and_then(|m| m.get("role"))
-            .and_then(Value::as_str)
-            == Some("system");
-        if !has_system {
-            messages.insert(0, s);
-        }
+/// Prepend `system` (none, one or several messages) unless the messages already start with a
+/// system message.
+pub fn with_system(
+    mut messages: Vec<Value>,
+    system: impl IntoIterator<Item = Value>,
+) -> Vec<Value> {
+    let has_system = messages
+        .first()
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str)
+        == Some("system");
+    if !has_system {
+        messages.splice(0..0, system);
     }
     messages
+}
+
+/// A tool definition in OTel's flat shape `{name, description?, parameters?}` (input for
+/// [`openai_tools`]).
+pub fn tool_definition(name: &str, description: Option<Value>, parameters: Option<Value>) -> Value {
+    let mut def = Map::new();
+    def.insert("name".into(), json!(name));
+    if let Some(d) = description {
+        def.insert("description".into(), d);
+    }
+    if let Some(p) = parameters {
+        def.insert("parameters".into(), p);
+    }
+    Value::Object(def)
 }
 
 /// Tool definitions in OpenAI's nested shape: OTel's flat `{type, name, description,
@@ -246,6 +336,7 @@ mod tests {
             {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c1", "response": "Sunny"}]},
             {"role": "user", "parts": [{"type": "text", "content": "a"}, {"type": "text", "content": "b"}]},
             {"role": "user", "parts": [{"type": "text", "content": "look"}, {"type": "uri", "modality": "image", "uri": "u"}]},
+            {"role": "user", "parts": [{"type": "uri", "modality": "image", "uri": "u"}, {"type": "text", "content": "this"}]},
         ]);
         let want = json!([
             {"role": "system", "content": "be brief"},
@@ -253,8 +344,9 @@ mod tests {
             {"role": "assistant", "content": null, "tool_calls": [
                 {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
             {"role": "tool", "tool_call_id": "c1", "content": "Sunny"},
-            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {"role": "user", "content": "a\nb"},
             {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "uri", "modality": "image", "uri": "u"}]},
+            {"role": "user", "content": [{"type": "uri", "modality": "image", "uri": "u"}, {"type": "text", "text": "this"}]},
         ]);
         assert_eq!(Value::Array(otel_messages_to_openai(&input).unwrap()), want);
         assert_eq!(otel_messages_to_openai(&json!({"not": "a list"})), None);

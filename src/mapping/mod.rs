@@ -153,7 +153,7 @@ impl Mapper {
         let io_text = |v: &Option<Value>| {
             v.as_ref()
                 .filter(|_| view.is_root)
-                .map(|v| truncate_to(&v.to_string(), MAX_TRACE_IO_CHARS))
+                .map(|v| truncate_to(&crate::json_text::python_dumps(v), MAX_TRACE_IO_CHARS))
         };
         let facets = SpanFacets {
             span_type: Some(span_type.as_str().to_string()),

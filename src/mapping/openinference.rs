@@ -25,10 +25,10 @@
 use serde_json::{json, Map, Value};
 
 use super::messages::{
-    as_text, chat_inputs, chat_outputs, normalize_role, openai_tools, otel_messages_to_openai,
-    text_message, tool_call,
+    as_text, chat_inputs, chat_outputs, is_message_list, normalize_role, openai_messages,
+    openai_tools, text_message, tool_call, tool_definition,
 };
-use super::view::{value_json, value_str, SpanView};
+use super::view::{parse_json_full, value_json, value_str, SpanView};
 use super::{usage_of, Extract, SpanType, TokenUsage};
 
 const KIND: &str = "openinference.span.kind";
@@ -168,9 +168,7 @@ fn io_value(view: &SpanView<'_>, value_key: &str, mime_key: &str) -> Option<Valu
     let value = view.get(value_key)?;
     let mime = view.str(mime_key).map(|m| m.to_ascii_lowercase());
     let parsed = match (value, mime) {
-        (Value::String(s), Some(m)) if m.contains("json") => {
-            serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
-        }
+        (Value::String(s), Some(m)) if m.contains("json") => parse_json_full(s),
         (Value::String(s), Some(_)) => Value::String(s.clone()),
         (other, _) => value_json(other),
     };
@@ -201,12 +199,7 @@ fn llm_outputs(view: &SpanView<'_>) -> Option<Value> {
     if let Some(list) = view.unflatten("llm.output_messages") {
         let messages = oi_messages(&list, "assistant");
         if !messages.is_empty() {
-            let single = messages.len() == 1;
-            let choices = messages
-                .into_iter()
-                .map(|m| (m, finish.clone().filter(|_| single)))
-                .collect();
-            return Some(chat_outputs(choices));
+            return Some(choices_with_finish(messages, finish));
         }
     }
     if let Some(list) = view.unflatten("llm.choices") {
@@ -218,15 +211,21 @@ fn llm_outputs(view: &SpanView<'_>) -> Option<Value> {
             .map(|t| text_message("assistant", &as_text(t)))
             .collect();
         if !texts.is_empty() {
-            let single = texts.len() == 1;
-            let choices = texts
-                .into_iter()
-                .map(|m| (m, finish.clone().filter(|_| single)))
-                .collect();
-            return Some(chat_outputs(choices));
+            return Some(choices_with_finish(texts, finish));
         }
     }
     io_value(view, "output.value", "output.mime_type").map(|v| response_to_chat(v, finish))
+}
+
+/// `{"choices": […]}` of `messages`; `llm.finish_reason` goes with a single choice only.
+fn choices_with_finish(messages: Vec<Value>, finish: Option<String>) -> Value {
+    let single = messages.len() == 1;
+    chat_outputs(
+        messages
+            .into_iter()
+            .map(|m| (m, finish.clone().filter(|_| single)))
+            .collect(),
+    )
 }
 
 /// `[{"message": {...}}]` (unflattened `llm.*_messages`) → OpenAI messages.
@@ -366,9 +365,7 @@ fn request_to_chat(raw: Value) -> Value {
         Value::String(s) => chat_inputs(vec![text_message("user", s)]),
         Value::Object(o) => {
             if let Some(list) = o.get("messages").filter(|l| is_message_list(l)) {
-                let messages = otel_messages_to_openai(list)
-                    .unwrap_or_else(|| list.as_array().cloned().unwrap_or_default());
-                return chat_inputs(messages);
+                return chat_inputs(openai_messages(list));
             }
             match o.get("prompt") {
                 Some(Value::String(s)) => chat_inputs(vec![text_message("user", s)]),
@@ -420,16 +417,6 @@ fn response_to_chat(raw: Value, finish: Option<String>) -> Value {
     }
 }
 
-/// True for a list of `{role, …}` objects.
-fn is_message_list(v: &Value) -> bool {
-    v.as_array().is_some_and(|items| {
-        !items.is_empty()
-            && items
-                .iter()
-                .all(|m| m.get("role").is_some_and(Value::is_string))
-    })
-}
-
 /// An OpenAI response message without its null-valued fields (`refusal`, `audio`,
 /// `function_call`…); `content` is kept even when null.
 fn clean_message(m: &Map<String, Value>) -> Value {
@@ -457,18 +444,13 @@ fn tools(view: &SpanView<'_>) -> Option<Value> {
                 Some(Value::Object(o)) if o.contains_key("function") || o.contains_key("name") => {
                     Some(Value::Object(o))
                 }
-                schema => {
-                    let name = tool.get("name").and_then(value_str)?;
-                    let mut def = Map::new();
-                    def.insert("name".into(), json!(name));
-                    if let Some(d) = tool.get("description").and_then(value_str) {
-                        def.insert("description".into(), json!(d));
-                    }
-                    if let Some(s) = schema.filter(Value::is_object) {
-                        def.insert("parameters".into(), s);
-                    }
-                    Some(Value::Object(def))
-                }
+                schema => Some(tool_definition(
+                    &tool.get("name").and_then(value_str)?,
+                    tool.get("description")
+                        .and_then(value_str)
+                        .map(Value::String),
+                    schema.filter(Value::is_object),
+                )),
             }
         })
         .collect();
@@ -610,30 +592,14 @@ fn embedding_summary(vectors: Vec<&Value>) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{json, Map, Value};
+    use serde_json::{json, Value};
 
-    use super::super::tests::map_attrs;
+    use super::super::tests::{map_attrs, mapped_fields, run};
     use super::*;
-
-    /// The MLflow view of a mapped span: every field the conventions fill, `null` when absent.
-    fn mlflow_view(attrs: Value) -> Value {
-        let m = map_attrs(attrs);
-        let a = &m.attributes;
-        let get = |k: &str| a.get(k).cloned().unwrap_or(Value::Null);
-        json!({
-            "type": get("mlflow.spanType"),
-            "inputs": get("mlflow.spanInputs"),
-            "outputs": get("mlflow.spanOutputs"),
-            "usage": get("mlflow.chat.tokenUsage"),
-            "model": get("mlflow.llm.model"),
-            "provider": get("mlflow.llm.provider"),
-            "tools": get("mlflow.chat.tools"),
-        })
-    }
 
     fn check(rows: Vec<(&str, Value, Value)>) {
         for (name, attrs, want) in rows {
-            assert_eq!(mlflow_view(attrs), want, "row {name}");
+            assert_eq!(mapped_fields(&map_attrs(attrs)), want, "row {name}");
         }
     }
 
@@ -1134,27 +1100,14 @@ mod tests {
 
     #[test]
     fn nothing_without_openinference_keys() {
-        let attrs: Map<String, Value> = json!({
+        let attrs = json!({
             "gen_ai.operation.name": "chat",
             "gen_ai.request.model": "m",
             "llm.request.type": "chat",
             "llm.usage.total_tokens": 3,
             "traceloop.span.kind": "task",
-        })
-        .as_object()
-        .cloned()
-        .unwrap();
-        let view = SpanView {
-            name: "s",
-            is_root: true,
-            status_code: 0,
-            attributes: &attrs,
-            events: &[],
-            resource: &Map::new(),
-            scope_name: "",
-            logs: &[],
-        };
-        assert_eq!(extract(&view), Extract::default());
+        });
+        assert_eq!(run(extract, "s", "", &attrs).0, Extract::default());
         assert!(is_oi_key("llm.input_messages.0.message.role"));
         assert!(is_oi_key("input.value"));
         assert!(!is_oi_key("input.mime_type"));

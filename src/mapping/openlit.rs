@@ -89,10 +89,11 @@ pub fn extract(view: &SpanView<'_>) -> Extract {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{json, Map};
+    use serde_json::json;
 
     use super::*;
     use crate::mapping::genai_current::tests::check_rows;
+    use crate::mapping::tests::run;
 
     const SCOPE: &str = "openlit.otel.tracing";
 
@@ -184,24 +185,9 @@ mod tests {
 
     #[test]
     fn extract_is_empty_without_the_marker() {
-        let attrs: Map<String, serde_json::Value> =
-            json!({"gen_ai.operation.name": "workflow", "gen_ai.usage.input_tokens": 3})
-                .as_object()
-                .cloned()
-                .unwrap();
-        let mut view = SpanView {
-            name: "s",
-            is_root: false,
-            status_code: 0,
-            attributes: &attrs,
-            events: &[],
-            resource: &Map::new(),
-            scope_name: "other",
-            logs: &[],
-        };
-        assert_eq!(extract(&view), Extract::default());
-        view.scope_name = "openlit.otel.tracing";
-        let e = extract(&view);
+        let attrs = json!({"gen_ai.operation.name": "workflow", "gen_ai.usage.input_tokens": 3});
+        assert_eq!(run(extract, "s", "other", &attrs).0, Extract::default());
+        let (e, _) = run(extract, "s", "openlit.otel.tracing", &attrs);
         assert_eq!(e.span_type, Some(SpanType::Workflow));
         assert_eq!(e.usage.map(|u| u.total_tokens), Some(3));
     }

@@ -125,7 +125,7 @@ mod tests {
             (
                 json!([{"role": "user", "parts": [{"type": "text", "content": "x"}]}]),
                 Side::Request,
-                "[{\"parts\":[{\"content\":\"x\",\"type\":\"text\"}],\"role\":\"user\"}]",
+                "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"x\"}]}]",
             ),
             (
                 json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]}),

@@ -26,8 +26,9 @@
 use serde_json::{json, Map, Value};
 
 use super::messages::{
-    as_text, chat_inputs, chat_outputs, normalize_role, openai_tools, otel_messages_to_openai,
-    system_message, text_message, tool_call, with_system,
+    as_text, chat_inputs, chat_outputs, content_of, message_map, normalize_role, openai_tools,
+    otel_messages_to_openai, system_message, text_message, tool_call, tool_definition, with_system,
+    Piece,
 };
 use super::{Extract, SpanType, SpanView};
 
@@ -166,8 +167,6 @@ fn event_message(default_role: &str, body: &Map<String, Value>) -> Value {
             .and_then(Value::as_str)
             .unwrap_or(default_role),
     );
-    let mut m = Map::new();
-    m.insert("role".into(), json!(role));
     let content = match body.get("content") {
         None | Some(Value::Null) => Value::Null,
         Some(Value::String(s)) => Value::String(s.clone()),
@@ -175,26 +174,22 @@ fn event_message(default_role: &str, body: &Map<String, Value>) -> Value {
         Some(Value::Array(items)) => user_content(items),
         Some(other) => Value::String(as_text(other)),
     };
-    m.insert("content".into(), content);
-    if let Some(calls) = body
+    let calls: Vec<Value> = body
         .get("tool_calls")
         .and_then(Value::as_array)
-        .filter(|c| !c.is_empty())
-    {
-        let calls = calls
-            .iter()
-            .map(|c| {
-                tool_call(
-                    c.get("id").and_then(Value::as_str),
-                    c.pointer("/function/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default(),
-                    c.pointer("/function/arguments"),
-                )
-            })
-            .collect();
-        m.insert("tool_calls".into(), Value::Array(calls));
-    }
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            tool_call(
+                c.get("id").and_then(Value::as_str),
+                c.pointer("/function/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                c.pointer("/function/arguments"),
+            )
+        })
+        .collect();
+    let mut m = message_map(&role, content, calls);
     if role == "tool" {
         if let Some(id) = body.get("id").filter(|v| !v.is_null()) {
             m.insert("tool_call_id".into(), id.clone());
@@ -206,22 +201,19 @@ fn event_message(default_role: &str, body: &Map<String, Value>) -> Value {
 /// pydantic-ai's user content list (strings and `{kind: image-url | binary | …}` items): only
 /// strings → joined with "\n"; otherwise an OpenAI content array, image URLs as `image_url`.
 fn user_content(items: &[Value]) -> Value {
-    if let Some(texts) = items
-        .iter()
-        .map(|i| i.as_str().map(str::to_string))
-        .collect::<Option<Vec<String>>>()
-    {
-        return Value::String(texts.join("\n"));
+    if items.is_empty() {
+        // An empty list is an empty text (`content_of` would give null).
+        return Value::String(String::new());
     }
-    Value::Array(
+    content_of(
         items
             .iter()
             .map(|item| match item {
-                Value::String(s) => json!({"type": "text", "text": s}),
+                Value::String(s) => Piece::Text(s.clone()),
                 other if other.get("kind").and_then(Value::as_str) == Some("image-url") => {
-                    json!({"type": "image_url", "image_url": {"url": other.get("url").cloned().unwrap_or(Value::Null)}})
+                    Piece::Other(json!({"type": "image_url", "image_url": {"url": other.get("url").cloned().unwrap_or(Value::Null)}}))
                 }
-                other => other.clone(),
+                other => Piece::Other(other.clone()),
             })
             .collect(),
     )
@@ -237,18 +229,15 @@ fn request_tools(view: &SpanView<'_>) -> Option<Value> {
         .flatten()
         .filter_map(|tool| {
             let name = tool.get("name").and_then(Value::as_str)?;
-            let mut def = Map::new();
-            def.insert("name".into(), json!(name));
-            if let Some(d) = tool
+            let description = tool
                 .get("description")
-                .filter(|d| d.as_str().is_some_and(|s| !s.is_empty()))
-            {
-                def.insert("description".into(), d.clone());
-            }
-            if let Some(p) = tool.get("parameters_json_schema").filter(|p| !p.is_null()) {
-                def.insert("parameters".into(), p.clone());
-            }
-            Some(Value::Object(def))
+                .filter(|d| d.as_str().is_some_and(|s| !s.is_empty()));
+            let parameters = tool.get("parameters_json_schema").filter(|p| !p.is_null());
+            Some(tool_definition(
+                name,
+                description.cloned(),
+                parameters.cloned(),
+            ))
         })
         .collect();
     openai_tools(&Value::Array(defs))
@@ -256,40 +245,10 @@ fn request_tools(view: &SpanView<'_>) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{json, Map, Value};
+    use serde_json::{json, Value};
 
     use super::extract;
-    use crate::mapping::{Extract, Mapped, Mapper, SpanType, SpanView};
-
-    /// Run `extract` and the whole mapper over one span.
-    fn run(name: &str, scope: &str, attrs: &Value) -> (Extract, Mapped) {
-        let attrs: Map<String, Value> = attrs.as_object().cloned().unwrap_or_default();
-        let resource = Map::new();
-        let view = SpanView {
-            name,
-            is_root: true,
-            status_code: 0,
-            attributes: &attrs,
-            events: &[],
-            resource: &resource,
-            scope_name: scope,
-            logs: &[],
-        };
-        (extract(&view), Mapper::default().map(&view))
-    }
-
-    /// What this convention says, every field written out (null = not from this convention).
-    fn fields(e: &Extract) -> Value {
-        json!({
-            "type": e.span_type.map(SpanType::as_str),
-            "inputs": e.inputs,
-            "outputs": e.outputs,
-            "usage": e.usage.map(|u| serde_json::to_value(u).unwrap()),
-            "model": e.model,
-            "provider": e.provider,
-            "tools": e.tools,
-        })
-    }
+    use crate::mapping::tests::{extract_fields, run};
 
     /// A weather-tool conversation in pydantic-ai's OTel-parts form (tool results as `result`,
     /// which pydantic-ai writes).
@@ -508,14 +467,15 @@ mod tests {
             ),
         ];
         for (label, name, scope, attrs, want) in rows {
-            let (e, _) = run(name, scope, &attrs);
-            assert_eq!(fields(&e), want, "{label}");
+            let (e, _) = run(extract, name, scope, &attrs);
+            assert_eq!(extract_fields(&e), want, "{label}");
         }
     }
 
     #[test]
     fn agent_and_tool_spans_through_the_whole_mapper() {
         let (_, m) = run(
+            extract,
             "agent run",
             "pydantic-ai",
             &json!({
@@ -541,6 +501,7 @@ mod tests {
         );
 
         let (_, m) = run(
+            extract,
             "running tool",
             "pydantic-ai",
             &json!({

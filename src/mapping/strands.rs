@@ -395,7 +395,7 @@ mod tests {
             (
                 json!([{"text": "a"}, {"text": "b"}]),
                 Some(json!([
-                {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])),
+                {"role": "user", "content": "a\nb"}])),
             ),
             (
                 json!([{"toolResult": {"toolUseId": "t1", "content": [{"text": "x"}]}}, {"toolResult": {"toolUseId": "t2", "content": [{"json": {"n": 1}}]}}]),

@@ -10,6 +10,51 @@ pub(crate) fn map_attrs(attrs: Value) -> Mapped {
     map_full(attrs, json!([]), json!({}), &[], true)
 }
 
+/// Run one convention's `rules` and the whole mapper over a root span `name` of scope `scope`.
+pub(crate) fn run(rules: Rules, name: &str, scope: &str, attrs: &Value) -> (Extract, Mapped) {
+    let attrs: Map<String, Value> = attrs.as_object().cloned().unwrap_or_default();
+    let resource = Map::new();
+    let view = SpanView {
+        name,
+        is_root: true,
+        status_code: 0,
+        attributes: &attrs,
+        events: &[],
+        resource: &resource,
+        scope_name: scope,
+        logs: &[],
+    };
+    (rules(&view), Mapper::default().map(&view))
+}
+
+/// What one convention says, every field written out (null = not from this convention).
+pub(crate) fn extract_fields(e: &Extract) -> Value {
+    json!({
+        "type": e.span_type.map(SpanType::as_str),
+        "inputs": e.inputs,
+        "outputs": e.outputs,
+        "usage": e.usage.map(|u| serde_json::to_value(u).unwrap()),
+        "model": e.model,
+        "provider": e.provider,
+        "tools": e.tools,
+    })
+}
+
+/// The MLflow view of a mapped span: every field the conventions fill, `null` when absent.
+pub(crate) fn mapped_fields(m: &Mapped) -> Value {
+    let get = |k: &str| m.attributes.get(k).cloned().unwrap_or(Value::Null);
+    json!({
+        "type": get("mlflow.spanType"),
+        "inputs": get("mlflow.spanInputs"),
+        "outputs": get("mlflow.spanOutputs"),
+        "usage": get("mlflow.chat.tokenUsage"),
+        "model": get("mlflow.llm.model"),
+        "provider": get("mlflow.llm.provider"),
+        "tools": get("mlflow.chat.tools"),
+    })
+}
+
+/// Map a span given as JSON attributes, events, resource and log records.
 pub(crate) fn map_full(
     attrs: Value,
     events: Value,

@@ -20,10 +20,10 @@
 //! - Model / provider only from the pre-`gen_ai` keys `llm.response.model` > `llm.request.model`
 //!   and `llm.vendor`; everything newer is genai_current's.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::messages::openai_tools;
-use super::view::{value_str, SpanView};
+use super::messages::{openai_tools, tool_definition};
+use super::view::{value_json_full, value_str, SpanView};
 use super::{usage_of, Extract, SpanType, TokenUsage};
 
 /// What Traceloop's own keys say about `view`.
@@ -33,8 +33,8 @@ pub fn extract(view: &SpanView<'_>) -> Extract {
     }
     Extract {
         span_type: span_type(view),
-        inputs: view.get("traceloop.entity.input").and_then(json_text),
-        outputs: view.get("traceloop.entity.output").and_then(json_text),
+        inputs: view.json_full("traceloop.entity.input"),
+        outputs: view.json_full("traceloop.entity.output"),
         usage: usage(view),
         model: view.first_str(&["llm.response.model", "llm.request.model"]),
         provider: view.str("llm.vendor").map(|p| p.to_lowercase()),
@@ -78,18 +78,6 @@ fn span_type(view: &SpanView<'_>) -> Option<SpanType> {
     }
 }
 
-/// A value the SDK wrote with `json.dumps`: parsed in full (`"2"` → 2, `"\"hi\""` → "hi"); text
-/// that is not JSON (or a native value) is kept as it is. Empty text says nothing.
-fn json_text(v: &Value) -> Option<Value> {
-    match v {
-        Value::String(s) if s.trim().is_empty() => None,
-        Value::String(s) => {
-            Some(serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())))
-        }
-        other => Some(other.clone()),
-    }
-}
-
 fn usage(view: &SpanView<'_>) -> Option<TokenUsage> {
     usage_of(
         view.first_int(&[
@@ -125,20 +113,16 @@ fn tools(view: &SpanView<'_>) -> Option<Value> {
         .filter_map(|f| {
             let f = f.as_object()?;
             let name = f.get("name").and_then(value_str)?;
-            let mut def = Map::new();
-            def.insert("name".into(), Value::String(name));
-            if let Some(d) = f.get("description").and_then(value_str) {
-                def.insert("description".into(), Value::String(d));
-            }
-            if let Some(p) = f
+            let parameters = f
                 .get("parameters")
                 .or_else(|| f.get("input_schema"))
-                .and_then(json_text)
-                .filter(|p| !p.is_null())
-            {
-                def.insert("parameters".into(), p);
-            }
-            Some(Value::Object(def))
+                .and_then(value_json_full)
+                .filter(|p| !p.is_null());
+            Some(tool_definition(
+                &name,
+                f.get("description").and_then(value_str).map(Value::String),
+                parameters,
+            ))
         })
         .collect();
     openai_tools(&Value::Array(defs))
@@ -146,43 +130,13 @@ fn tools(view: &SpanView<'_>) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{json, Map, Value};
+    use serde_json::{json, Value};
 
-    use super::super::tests::map_attrs;
+    use super::super::tests::{map_attrs, mapped_fields, run};
     use super::*;
 
-    /// The MLflow view of a mapped span: every field the conventions fill, `null` when absent.
-    fn mlflow_view(attrs: Value) -> Value {
-        let m = map_attrs(attrs);
-        let a = &m.attributes;
-        let get = |k: &str| a.get(k).cloned().unwrap_or(Value::Null);
-        json!({
-            "type": get("mlflow.spanType"),
-            "inputs": get("mlflow.spanInputs"),
-            "outputs": get("mlflow.spanOutputs"),
-            "usage": get("mlflow.chat.tokenUsage"),
-            "model": get("mlflow.llm.model"),
-            "provider": get("mlflow.llm.provider"),
-            "tools": get("mlflow.chat.tools"),
-        })
-    }
-
-    fn view_of(attrs: &Map<String, Value>) -> SpanView<'_> {
-        SpanView {
-            name: "s",
-            is_root: false,
-            status_code: 0,
-            attributes: attrs,
-            events: &[],
-            resource: attrs,
-            scope_name: "",
-            logs: &[],
-        }
-    }
-
     fn extract_of(attrs: Value) -> Extract {
-        let attrs = attrs.as_object().cloned().unwrap_or_default();
-        extract(&view_of(&attrs))
+        run(extract, "s", "", &attrs).0
     }
 
     /// SDK spans copied from ../shared/fixtures/opentelemetry-instrumentation-openai/v0.62.4, run
@@ -327,7 +281,7 @@ mod tests {
             ),
         ];
         for (name, attrs, want) in rows {
-            assert_eq!(mlflow_view(attrs), want, "row {name}");
+            assert_eq!(mapped_fields(&map_attrs(attrs)), want, "row {name}");
         }
     }
 

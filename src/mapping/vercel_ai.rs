@@ -35,10 +35,11 @@
 //!   (`openai.chat` → `openai`, `google.generative-ai` → `google`).
 //! - `ai.prompt.tools` (an array of JSON texts) → `mlflow.chat.tools` in OpenAI's nested shape.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::messages::{
-    as_text, chat_inputs, chat_outputs, normalize_role, openai_tools, text_message, tool_call,
+    as_text, chat_inputs, chat_outputs, message_map, normalize_role, openai_tools, text_message,
+    tool_call, tool_message, with_system, MessageParts, Piece,
 };
 use super::view::value_json;
 use super::{usage_of, Extract, SpanType, SpanView, TokenUsage};
@@ -108,7 +109,7 @@ pub fn extract(view: &SpanView<'_>) -> Extract {
             } else {
                 ["ai.prompt", "ai.prompt.messages"]
             };
-            out.inputs = first_json(view, &keys).map(|p| prompt_inputs(&p));
+            out.inputs = view.first_json(&keys).map(|p| prompt_inputs(&p));
             out.outputs = response_outputs(view);
             out.tools = prompt_tools(view);
             if kind == Kind::ProviderCall {
@@ -117,8 +118,8 @@ pub fn extract(view: &SpanView<'_>) -> Extract {
         }
         Kind::Tool => {
             out.span_type = Some(SpanType::Tool);
-            out.inputs = first_json(view, &["ai.toolCall.args", "ai.toolCall.input"]);
-            out.outputs = first_json(view, &["ai.toolCall.result", "ai.toolCall.output"]);
+            out.inputs = view.first_json(&["ai.toolCall.args", "ai.toolCall.input"]);
+            out.outputs = view.first_json(&["ai.toolCall.result", "ai.toolCall.output"]);
         }
         Kind::Embed | Kind::ProviderEmbed => {
             out.span_type = Some(SpanType::Embedding);
@@ -133,11 +134,6 @@ pub fn extract(view: &SpanView<'_>) -> Extract {
         Kind::Other => {}
     }
     out
-}
-
-/// The first of `keys` present, as JSON (JSON text parsed).
-fn first_json(view: &SpanView<'_>, keys: &[&str]) -> Option<Value> {
-    keys.iter().find_map(|k| view.json(k))
 }
 
 /// The first of `keys` present, as text: strings verbatim, anything else as JSON text.
@@ -201,15 +197,7 @@ fn prompt_messages(prompt: &Value) -> Option<Vec<Value>> {
     if messages.is_empty() && system.is_empty() {
         return None;
     }
-    let has_system = messages
-        .first()
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str)
-        == Some("system");
-    if !has_system {
-        messages.splice(0..0, system);
-    }
-    Some(messages)
+    Some(with_system(messages, system))
 }
 
 /// Vercel messages (`[{role, content: string | [parts]}]`) → OpenAI messages. `None` when `list`
@@ -229,79 +217,33 @@ fn convert_messages(list: &Value) -> Option<Vec<Value>> {
     Some(out)
 }
 
-/// One piece of message content, in order.
-enum Piece {
-    Text(String),
-    Other(Value),
-}
-
-/// Content from pieces: only text → one string (joined with "\n"); any non-text piece → an
-/// array of `{"type": "text", "text"}` and the other parts, in their order; nothing → null.
-fn content_of(pieces: Vec<Piece>) -> Value {
-    if pieces.is_empty() {
-        return Value::Null;
-    }
-    if pieces.iter().all(|p| matches!(p, Piece::Text(_))) {
-        let texts: Vec<String> = pieces
-            .into_iter()
-            .filter_map(|p| match p {
-                Piece::Text(t) => Some(t),
-                Piece::Other(_) => None,
-            })
-            .collect();
-        return Value::String(texts.join("\n"));
-    }
-    Value::Array(
-        pieces
-            .into_iter()
-            .map(|p| match p {
-                Piece::Text(t) => json!({"type": "text", "text": t}),
-                Piece::Other(v) => v,
-            })
-            .collect(),
-    )
-}
-
 /// One Vercel message's parts → one OpenAI message (unless it held only tool results) plus one
 /// `tool` message per tool result.
 fn parts_to_messages(role: &str, parts: &[Value]) -> Vec<Value> {
-    let mut pieces = Vec::new();
-    let mut calls = Vec::new();
-    let mut results = Vec::new();
+    let mut msg = MessageParts::default();
     for part in parts {
         match part.get("type").and_then(Value::as_str).unwrap_or_default() {
-            "text" => pieces.push(Piece::Text(
+            "text" => msg.pieces.push(Piece::Text(
                 part.get("text").map(as_text).unwrap_or_default(),
             )),
-            "tool-call" => calls.push(tool_call(
+            "tool-call" => msg.calls.push(tool_call(
                 part.get("toolCallId").and_then(Value::as_str),
                 part.get("toolName")
                     .and_then(Value::as_str)
                     .unwrap_or_default(),
                 part.get("input").or_else(|| part.get("args")),
             )),
-            "tool-result" => results.push(tool_result_message(part)),
-            "image" | "file" => pieces.push(Piece::Other(media_part(part))),
+            "tool-result" => msg.results.push(tool_result_message(part)),
+            "image" | "file" => msg.pieces.push(Piece::Other(media_part(part))),
             "reasoning"
             | "redacted-reasoning"
             | "tool-approval-request"
             | "tool-approval-response" => {}
-            _ => pieces.push(Piece::Other(part.clone())),
+            _ => msg.pieces.push(Piece::Other(part.clone())),
         }
     }
-    let mut out = Vec::new();
-    let empty = pieces.is_empty() && calls.is_empty();
-    if !empty || (results.is_empty() && role != "tool") {
-        let mut m = Map::new();
-        m.insert("role".into(), json!(role));
-        m.insert("content".into(), content_of(pieces));
-        if !calls.is_empty() {
-            m.insert("tool_calls".into(), Value::Array(calls));
-        }
-        out.push(Value::Object(m));
-    }
-    out.extend(results);
-    out
+    // An empty `tool` message says nothing; an empty message of another role is kept.
+    msg.into_messages(role, None, role != "tool")
 }
 
 /// A `tool-result` part → `{"role": "tool", "tool_call_id", "content"}`.
@@ -311,13 +253,7 @@ fn tool_result_message(part: &Value) -> Value {
         (None, Some(result)) => as_text(result),
         (None, None) => String::new(),
     };
-    let mut m = Map::new();
-    m.insert("role".into(), json!("tool"));
-    if let Some(id) = part.get("toolCallId").filter(|v| !v.is_null()) {
-        m.insert("tool_call_id".into(), id.clone());
-    }
-    m.insert("content".into(), json!(content));
-    Value::Object(m)
+    tool_message(part.get("toolCallId"), None, content)
 }
 
 /// A v5+ typed tool output (`{type: text | json | error-text | error-json | content |
@@ -390,7 +326,8 @@ fn response_outputs(view: &SpanView<'_>) -> Option<Value> {
         .first_str(&["ai.response.finishReason", "ai.finishReason"])
         .map(|f| finish_reason(&f));
     let text = first_text(view, &["ai.response.text", "ai.result.text"]);
-    let calls: Vec<Value> = first_json(view, &["ai.response.toolCalls", "ai.result.toolCalls"])
+    let calls: Vec<Value> = view
+        .first_json(&["ai.response.toolCalls", "ai.result.toolCalls"])
         .as_ref()
         .and_then(Value::as_array)
         .map(|items| items.iter().filter_map(response_tool_call).collect())
@@ -400,13 +337,8 @@ fn response_outputs(view: &SpanView<'_>) -> Option<Value> {
             Some(t) if !t.is_empty() || calls.is_empty() => Value::String(t),
             _ => Value::Null,
         };
-        let mut m = Map::new();
-        m.insert("role".into(), json!("assistant"));
-        m.insert("content".into(), content);
-        if !calls.is_empty() {
-            m.insert("tool_calls".into(), Value::Array(calls));
-        }
-        return Some(chat_outputs(vec![(Value::Object(m), finish)]));
+        let message = message_map("assistant", content, calls);
+        return Some(chat_outputs(vec![(Value::Object(message), finish)]));
     }
     let object = first_text(view, &["ai.response.object", "ai.result.object"])?;
     Some(chat_outputs(vec![(
@@ -466,40 +398,11 @@ fn embed_outputs(view: &SpanView<'_>) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{json, Map, Value};
+    use serde_json::{json, Value};
 
     use super::extract;
-    use crate::mapping::{Extract, Mapped, Mapper, SpanType, SpanView};
-
-    /// Run `extract` and the whole mapper over one span.
-    fn run(name: &str, scope: &str, attrs: &Value) -> (Extract, Mapped) {
-        let attrs: Map<String, Value> = attrs.as_object().cloned().unwrap_or_default();
-        let resource = Map::new();
-        let view = SpanView {
-            name,
-            is_root: true,
-            status_code: 0,
-            attributes: &attrs,
-            events: &[],
-            resource: &resource,
-            scope_name: scope,
-            logs: &[],
-        };
-        (extract(&view), Mapper::default().map(&view))
-    }
-
-    /// What this convention says, every field written out (null = not from this convention).
-    fn fields(e: &Extract) -> Value {
-        json!({
-            "type": e.span_type.map(SpanType::as_str),
-            "inputs": e.inputs,
-            "outputs": e.outputs,
-            "usage": e.usage.map(|u| serde_json::to_value(u).unwrap()),
-            "model": e.model,
-            "provider": e.provider,
-            "tools": e.tools,
-        })
-    }
+    use crate::mapping::tests::{extract_fields, run};
+    use crate::mapping::Extract;
 
     /// `ai.prompt.tools` as the SDK writes it: an array of JSON texts.
     fn weather_tool_v5() -> Value {
@@ -885,20 +788,20 @@ mod tests {
             ),
         ];
         for (label, name, attrs, want) in rows {
-            let (e, _) = run(name, "ai", &attrs);
-            assert_eq!(fields(&e), want, "{label}");
+            let (e, _) = run(extract, name, "ai", &attrs);
+            assert_eq!(extract_fields(&e), want, "{label}");
         }
     }
 
     #[test]
     fn scope_ai_without_operation_id_is_still_read() {
         let attrs = json!({"ai.model.id": "gpt-4o", "ai.model.provider": "openai.chat"});
-        let (e, _) = run("custom", "ai", &attrs);
+        let (e, _) = run(extract, "custom", "ai", &attrs);
         assert_eq!(
             (e.model.as_deref(), e.provider.as_deref()),
             (Some("gpt-4o"), Some("openai"))
         );
-        let (e, _) = run("custom", "other", &attrs);
+        let (e, _) = run(extract, "custom", "other", &attrs);
         assert_eq!(e, Extract::default());
     }
 
@@ -906,6 +809,7 @@ mod tests {
     fn outer_and_provider_spans_through_the_whole_mapper() {
         // Outer span: LLM, chat I/O, no usage (it would double the provider call's).
         let (_, m) = run(
+            extract,
             "ai.generateText",
             "ai",
             &json!({
@@ -935,6 +839,7 @@ mod tests {
 
         // Tool span: TOOL with natural JSON I/O.
         let (_, m) = run(
+            extract,
             "ai.toolCall",
             "ai",
             &json!({
@@ -955,6 +860,7 @@ mod tests {
 
         // Provider embed call: usage reaches the facets.
         let (_, m) = run(
+            extract,
             "ai.embed.doEmbed",
             "ai",
             &json!({

@@ -68,6 +68,17 @@ impl<'a> SpanView<'a> {
         Some(value_json(self.get(key)?))
     }
 
+    /// Attribute `key` as JSON parsed in full (see [`value_json_full`]): also numbers and
+    /// literals (`"2"` → 2); blank text counts as absent.
+    pub fn json_full(&self, key: &str) -> Option<Value> {
+        value_json_full(self.get(key)?)
+    }
+
+    /// The first of `keys` present, as JSON (see [`SpanView::json`]).
+    pub fn first_json(&self, keys: &[&str]) -> Option<Value> {
+        keys.iter().find_map(|k| self.json(k))
+    }
+
     /// Attribute `key` as an integer (ints, whole doubles and numeric strings).
     pub fn int(&self, key: &str) -> Option<i64> {
         value_int(self.get(key)?)
@@ -133,6 +144,34 @@ pub fn value_json(v: &Value) -> Value {
     match v {
         Value::String(s) => parse_json_text(s),
         other => other.clone(),
+    }
+}
+
+/// JSON text parsed in full — any JSON value, numbers and literals included; text that is not
+/// JSON stays the string it is.
+pub fn parse_json_full(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_string()))
+}
+
+/// A value an SDK serialised with `json.dumps` / `JSON.stringify`: strings parsed in full (see
+/// [`parse_json_full`]; `"2"` → 2, `"\"hi\""` → "hi"), other values as they are; blank text
+/// says nothing.
+pub fn value_json_full(v: &Value) -> Option<Value> {
+    match v {
+        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) => Some(parse_json_full(s)),
+        other => Some(other.clone()),
+    }
+}
+
+/// Not null, not a blank string, not an empty list or map.
+pub fn non_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::String(s) => !s.trim().is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        _ => true,
     }
 }
 
@@ -259,5 +298,10 @@ mod tests {
         assert_eq!(value_str(&json!("\"s\"")).as_deref(), Some("s"));
         assert_eq!(value_str(&json!("  ")), None);
         assert_eq!(value_json(&json!("{\"a\":1}")), json!({"a": 1}));
+        assert_eq!(value_json(&json!("2")), json!("2"));
+        assert_eq!(value_json_full(&json!("2")), Some(json!(2)));
+        assert_eq!(value_json_full(&json!("not json")), Some(json!("not json")));
+        assert_eq!(value_json_full(&json!(" ")), None);
+        assert!(!non_empty(&json!(" ")) && !non_empty(&json!([])) && non_empty(&json!(0)));
     }
 }

@@ -5,16 +5,9 @@ use serde_json::{json, Map, Value};
 
 use super::rfc3339_millis;
 use crate::ids::base64_of_hex;
+use crate::json_text::python_dumps;
 use crate::store::{StoredSpan, StoredTrace, TraceInfo};
 
-const SPAN_KINDS: [&str; 6] = [
-    "SPAN_KIND_UNSPECIFIED",
-    "SPAN_KIND_INTERNAL",
-    "SPAN_KIND_SERVER",
-    "SPAN_KIND_CLIENT",
-    "SPAN_KIND_PRODUCER",
-    "SPAN_KIND_CONSUMER",
-];
 const STATUS_CODES: [&str; 3] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
 
 /// `TraceInfo.to_dict()`: empty fields omitted, `execution_duration_ms` as an integer.
@@ -56,17 +49,20 @@ pub fn mlflow_attributes(span: &StoredSpan) -> Map<String, Value> {
         .attributes
         .iter()
         .chain(span.mapped.iter())
-        .map(|(k, v)| (k.clone(), Value::String(v.to_string())))
+        .map(|(k, v)| (k.clone(), Value::String(python_dumps(v))))
         .collect();
     attributes.insert(
         "mlflow.traceRequestId".into(),
-        Value::String(Value::String(format!("tr-{}", span.trace_id_hex)).to_string()),
+        Value::String(python_dumps(&Value::String(format!(
+            "tr-{}",
+            span.trace_id_hex
+        )))),
     );
     attributes
 }
 
-/// `Span.to_dict()`: base64 ids, `parent_span_id` null on roots, attribute values JSON-encoded
-/// strings, event attributes native. `kind` is included as MLflow 3.18 prints it.
+/// `Span.to_dict()` of MLflow 3.17: base64 ids, `parent_span_id` null on roots, attribute values
+/// JSON-encoded strings (Python's `json.dumps` spacing), event attributes native, no `kind`.
 pub fn span_to_dict(span: &StoredSpan) -> Value {
     let attributes = mlflow_attributes(span);
     let events: Vec<Value> = span
@@ -97,7 +93,6 @@ pub fn span_to_dict(span: &StoredSpan) -> Value {
         "span_id": base64_of_hex(&span.span_id),
         "parent_span_id": span.parent_span_id.as_deref().and_then(base64_of_hex),
         "name": span.name,
-        "kind": SPAN_KINDS.get(span.kind as usize).copied().unwrap_or("SPAN_KIND_UNSPECIFIED"),
         "start_time_unix_nano": span.start_time_unix_nano,
         "end_time_unix_nano": span.end_time_unix_nano,
         "status": {
@@ -153,9 +148,9 @@ mod tests {
         assert_eq!(d["parent_span_id"], Value::Null);
         assert_eq!(d["attributes"]["s"], "\"hello\"");
         assert_eq!(d["attributes"]["n"], "12");
-        assert_eq!(d["attributes"]["o"], "{\"messages\":[]}");
+        assert_eq!(d["attributes"]["o"], "{\"messages\": []}");
         assert_eq!(d["status"]["code"], "STATUS_CODE_ERROR");
-        assert_eq!(d["kind"], "SPAN_KIND_INTERNAL");
+        assert_eq!(d.get("kind"), None);
         assert_eq!(d["events"][0]["attributes"]["k"], 1);
     }
 }

@@ -1,6 +1,7 @@
 //! Stored traces printed in MLflow's JSON shapes, so the same `jq` recipes work on both.
 
 mod mlflow_dict;
+pub mod rest;
 mod time_fmt;
 
 pub use mlflow_dict::{mlflow_attributes, span_to_dict, trace_info_to_dict, trace_to_dict};

@@ -46,6 +46,12 @@ pub enum StoreError {
     /// A trace that does not exist.
     #[error("trace {0} not found")]
     TraceNotFound(String),
+    /// A session without traces.
+    #[error("session {0:?} not found")]
+    SessionNotFound(String),
+    /// An experiment with that name exists already.
+    #[error("experiment {0:?} already exists")]
+    ExperimentExists(String),
     /// Any other SQLite failure.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),

@@ -3,15 +3,21 @@
 //! One writer connection lives in the pipeline stage ([`StoreWriter`]); readers (CLI, API) open
 //! their own connections with [`open_reader`]. See [`schema`] for the tables.
 
+mod edits;
 mod error;
 mod reader;
 pub mod schema;
+mod sessions;
 mod summary;
 mod writer;
 
+pub use edits::{DeleteTraces, Experiment};
 pub use error::StoreError;
-pub use reader::{SearchPage, SearchRequest, StoreReader, StoredSpan, StoredTrace, TraceInfo};
-pub use summary::{summarize, TraceSummary};
+pub use reader::{
+    SearchPage, SearchRequest, StoreReader, StoredSpan, StoredTrace, TraceInfo, MAX_RESULTS_LIMIT,
+};
+pub use sessions::{SessionOrder, SessionPage, SessionQuery, SessionSummary};
+pub use summary::{summarize, turn_exchange, Exchange, TraceSummary, TurnCandidate};
 pub use writer::StoreWriter;
 
 use std::path::Path;

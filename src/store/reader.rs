@@ -134,6 +134,11 @@ impl StoreReader {
         Self { conn }
     }
 
+    /// The underlying connection.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Search trace infos.
     pub fn search(&self, req: &SearchRequest) -> Result<SearchPage, StoreError> {
         let compiled = crate::query::compile(req.filter.as_deref(), &req.order_by)?;
@@ -321,11 +326,11 @@ fn info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceInfo> {
     })
 }
 
-fn encode_page_token(offset: usize) -> String {
+pub(crate) fn encode_page_token(offset: usize) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{{\"offset\": {offset}}}"))
 }
 
-fn decode_page_token(token: &str) -> Result<usize, StoreError> {
+pub(crate) fn decode_page_token(token: &str) -> Result<usize, StoreError> {
     let bad = || StoreError::PageToken(token.to_string());
     let raw = base64::engine::general_purpose::STANDARD
         .decode(token)

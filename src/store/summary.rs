@@ -85,6 +85,13 @@ pub fn summarize(rows: &[SpanRow]) -> TraceSummary {
             .cloned()
     };
 
+    let exchange = turn_exchange(rows.iter().map(|r| TurnCandidate {
+        start_ns: r.start_ns,
+        end_ns: r.end_ns,
+        question: r.facets.chat_request.as_deref(),
+        answer: r.facets.chat_response.as_deref(),
+    }));
+
     TraceSummary {
         timestamp_ms: start.div_euclid(1_000_000),
         end_time_ms: end.div_euclid(1_000_000),
@@ -101,11 +108,11 @@ pub fn summarize(rows: &[SpanRow]) -> TraceSummary {
                 .clone()
                 .unwrap_or_else(|| r.name.clone())
         }),
-        request_preview: by_start
-            .iter()
-            .find_map(|r| r.facets.chat_request.clone())
+        request_preview: exchange
+            .question
             .or_else(|| root.and_then(|r| r.facets.request_preview.clone())),
-        response_preview: last_answer(&by_start)
+        response_preview: exchange
+            .answer
             .or_else(|| root.and_then(|r| r.facets.response_preview.clone())),
         trace_inputs: root.and_then(|r| r.facets.trace_inputs.clone()),
         trace_outputs: root.and_then(|r| r.facets.trace_outputs.clone()),
@@ -120,13 +127,50 @@ pub fn summarize(rows: &[SpanRow]) -> TraceSummary {
     }
 }
 
-/// The answer of the model call that ended last among those with answer text.
-fn last_answer(by_start: &[&SpanRow]) -> Option<String> {
-    by_start
-        .iter()
-        .filter(|r| r.facets.chat_response.is_some())
-        .max_by_key(|r| (r.end_ns, r.start_ns))
-        .and_then(|r| r.facets.chat_response.clone())
+/// A model call of a trace, as the turn-exchange rule sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnCandidate<'a> {
+    /// Start, ns.
+    pub start_ns: i64,
+    /// End, ns.
+    pub end_ns: i64,
+    /// The last user message going in, if the call had chat inputs.
+    pub question: Option<&'a str>,
+    /// The assistant's answer text coming out, if any.
+    pub answer: Option<&'a str>,
+}
+
+/// A turn's question and answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exchange {
+    /// The user's message of the turn.
+    pub question: Option<String>,
+    /// The assistant's answer of the turn.
+    pub answer: Option<String>,
+}
+
+/// The turn's chat exchange: the question going into the first model call (by start time) and
+/// the answer of the model call that ended last among those that produced text. Used for trace
+/// previews and for reconstructing sessions, so both always agree.
+pub fn turn_exchange<'a>(calls: impl IntoIterator<Item = TurnCandidate<'a>>) -> Exchange {
+    let mut first_q: Option<(i64, &str)> = None;
+    let mut last_a: Option<((i64, i64), &str)> = None;
+    for c in calls {
+        if let Some(q) = c.question {
+            if first_q.is_none_or(|(s, _)| c.start_ns < s) {
+                first_q = Some((c.start_ns, q));
+            }
+        }
+        if let Some(a) = c.answer {
+            if last_a.is_none_or(|(k, _)| (c.end_ns, c.start_ns) > k) {
+                last_a = Some(((c.end_ns, c.start_ns), a));
+            }
+        }
+    }
+    Exchange {
+        question: first_q.map(|(_, q)| q.to_string()),
+        answer: last_a.map(|(_, a)| a.to_string()),
+    }
 }
 
 /// Sum usage over spans that report it, skipping any span with an ancestor that reports it too

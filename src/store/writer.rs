@@ -99,8 +99,18 @@ impl StoreWriter {
         }
         ctx.remap_logged_spans()?;
         let touched = std::mem::take(&mut ctx.touched);
+        let mut experiments: BTreeSet<&str> = BTreeSet::new();
         for (trace_id, experiment_id) in &touched {
             recompute_trace(&tx, trace_id, experiment_id)?;
+            experiments.insert(experiment_id);
+        }
+        // Experiments named by x-mlflow-experiment-id exist from their first trace on.
+        for id in experiments {
+            tx.prepare_cached(
+                "INSERT INTO experiments (experiment_id, name, creation_time_ms)
+                 VALUES (?1, 'experiment-' || ?1, ?2) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![id, now_ms()])?;
         }
         let mut stats = ctx.stats;
         stats.traces = touched.len();

@@ -19,6 +19,7 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -499,3 +500,222 @@ def load_pb(path):
     req = trace_service_pb2.ExportTraceServiceRequest()
     req.ParseFromString(data)
     return "traces", req
+
+
+# --------------------------------------------------------------------------------------------
+# shared fixture sets (one session each) and the real MLflow client / CLI
+
+
+@dataclass(frozen=True)
+class FixtureSet:
+    """One capture folder under <shared>/fixtures: seven scenario files 01-…07-…, one trace each."""
+
+    name: str
+    folder: str
+    session_id: str
+    turns: int  # traces that carry the session id (the first `turns` scenario files)
+    root_io: bool  # whether the root span carries the request/response (MLflow's trace request/response)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(shared_dir(), "fixtures", self.folder)
+
+    def files(self) -> list[str]:
+        """The set's .pb request bodies (traces and logs) in the order they were captured
+        (_capture_log.jsonl), else in file-name (scenario) order."""
+        names = sorted(f for f in os.listdir(self.path) if f.endswith(".pb"))
+        log = os.path.join(self.path, "_capture_log.jsonl")
+        if os.path.exists(log):
+            with open(log, encoding="utf-8") as f:
+                order = [json.loads(line)["file"] for line in f if line.strip()]
+            if sorted(order) == names:
+                names = order
+        return [os.path.join(self.path, n) for n in names]
+
+
+FIXTURE_SETS = {
+    s.name: s for s in (
+        FixtureSet("openinference", "openinference-instrumentation-openai/captured", "sess-oi-openai-0001", 7, True),
+        FixtureSet("traceloop", "opentelemetry-instrumentation-openai/v0.62.4", "sess-traceloop-0.62.4", 7, True),
+        FixtureSet("otel-v2-legacy-events", "opentelemetry-instrumentation-openai-v2/v2.3b0-legacy-events",
+                   "sess-otel-v2-legacy-events", 4, False),
+        FixtureSet("otel-v2-latest-span-only", "opentelemetry-instrumentation-openai-v2/v2.4b0-latest-span-only",
+                   "sess-otel-v2-latest-span-only", 4, True),
+    )
+}
+FIXTURE_USER = "user-fixture-42"
+# the first three (chat) turns of every set, then the tool-call turn
+FIXTURE_QUESTIONS = ["Hi there!", "What is the capital of France?", "And how many people live there?",
+                     "What's the weather in Paris?"]
+FIXTURE_ANSWERS = ["Hello! I am a stub assistant. How can I help you today?", "The capital of France is Paris.",
+                   "You asked about France earlier: Paris is its capital, with about 2.1 million residents.",
+                   "According to the weather tool: Sunny, 22 C in Paris"]
+FIXTURE_TOKENS = [(20, 15), (46, 9), (66, 17)]  # (input, output) of the three chat turns
+
+
+@dataclass
+class SentSet:
+    """What send_fixture_set sent: trace ids in scenario order and each trace's spans."""
+
+    fixture: FixtureSet
+    trace_ids: list  # one per scenario file, in scenario (= time) order
+    spans: dict = field(repr=False)  # tr-id -> list of trace_pb2.Span
+
+    @property
+    def session_trace_ids(self) -> list[str]:
+        return self.trace_ids[: self.fixture.turns]
+
+
+def send_fixture_set(http_port: int, fixture: FixtureSet, experiment_id=None) -> SentSet:
+    """POST every .pb file of a fixture set (traces and logs) over OTLP/HTTP protobuf."""
+    trace_ids, spans = [], {}
+    for path in fixture.files():
+        signal, req = load_pb(path)
+        with open(path, "rb") as f:
+            body = f.read()
+        resp = http_post(http_port, f"/v1/{signal}", body, "application/x-protobuf", experiment_id=experiment_id)
+        if resp.status != 200:
+            raise AssertionError(f"{path}: HTTP {resp.status} {resp.body[:300]!r}")
+        if signal != "traces":
+            continue
+        for rs in req.resource_spans:
+            for ss in rs.scope_spans:
+                for sp in ss.spans:
+                    tid = trace_id_str(sp.trace_id)
+                    if tid not in spans:
+                        spans[tid] = []
+                        trace_ids.append(tid)
+                    spans[tid].append(sp)
+    return SentSet(fixture, trace_ids, spans)
+
+
+MLFLOW_CLI_TIMEOUT_S = 120.0
+
+
+def venv_bin(name: str) -> str:
+    """An executable of the test virtualenv (the one running pytest, else $TRACEBRIDGE_VENV)."""
+    here = os.path.join(os.path.dirname(sys.executable), name)
+    if os.path.exists(here):
+        return here
+    venv = os.environ.get("TRACEBRIDGE_VENV") or os.path.join(REPO, ".venv-test")
+    return os.path.join(os.path.abspath(venv), "bin", name)
+
+
+def mlflow_env(api_addr: str) -> dict:
+    """Environment for the MLflow client/CLI talking to tracebridge's API listener: no telemetry, no
+    retries (a failing request shows at once), no inherited experiment / tracking settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update({
+        "MLFLOW_TRACKING_URI": f"http://{api_addr}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+        "PYTHONWARNINGS": "ignore",
+    })
+    return env
+
+
+def mlflow_cli(env: dict, *args, cwd=None, timeout=MLFLOW_CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """Run the real `mlflow` console script (one process per call, ~3-5 s each)."""
+    return subprocess.run([venv_bin("mlflow"), *map(str, args)], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def mlflow_cli_parallel(env: dict, argvs: list, cwd=None, timeout=MLFLOW_CLI_TIMEOUT_S) -> list:
+    """Run several `mlflow` CLI processes at once; CompletedProcess per argv, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=min(4, max(1, len(argvs)))) as pool:
+        futures = [pool.submit(mlflow_cli, env, *argv, cwd=cwd, timeout=timeout) for argv in argvs]
+        return [f.result() for f in futures]
+
+
+_RESULT_MARK = "@@TBRESULT@@"
+
+# Runs `mlflow.cli:cli` (the click group behind the `mlflow` console script) once per step inside a
+# single Python process, so a sequence of CLI calls pays MLflow's ~3 s import only once.
+_MLFLOW_CLI_DRIVER = r'''
+import json, sys
+from click.testing import CliRunner
+from mlflow.cli import cli
+
+def run(argv):
+    r = CliRunner().invoke(cli, argv, catch_exceptions=True)
+    exc = r.exception
+    if exc is not None and not isinstance(exc, SystemExit):
+        exc = f"{type(exc).__name__}: {exc}"
+    else:
+        exc = None
+    return {"argv": argv, "exit_code": r.exit_code, "stdout": r.stdout, "stderr": r.stderr, "exception": exc}
+
+out = []
+for step in json.load(sys.stdin):
+    if not step.get("paginate"):
+        out.append(run(step["argv"]))
+        continue
+    pages, token = [], None
+    for _ in range(step.get("max_pages", 50)):
+        res = run(step["argv"] + (["--page-token", token] if token else []))
+        pages.append(res)
+        if res["exit_code"] != 0:
+            break
+        token = json.loads(res["stdout"]).get("next_page_token")
+        if not token:
+            break
+    out.append(pages)
+sys.stdout.write("\n" + MARK + json.dumps(out))
+sys.stdout.flush()
+import os
+os._exit(0)  # skip interpreter teardown (~1 s with mlflow loaded)
+'''.replace("MARK", repr(_RESULT_MARK))
+
+
+@dataclass
+class CliRun:
+    argv: list
+    exit_code: int
+    stdout: str
+    stderr: str
+    exception: str | None  # an uncaught exception (the console script would print its traceback)
+
+    def json(self):
+        try:
+            return json.loads(self.stdout)
+        except ValueError as e:
+            raise AssertionError(f"mlflow {' '.join(self.argv)} printed non-JSON ({e}); exit {self.exit_code}, "
+                                 f"exception {self.exception}; stdout {self.stdout[:800]!r}") from e
+
+    def describe(self) -> str:
+        return (f"mlflow {' '.join(self.argv)}: exit {self.exit_code}, exception {self.exception}, "
+                f"stdout {self.stdout[:500]!r}, stderr {self.stderr[-800:]!r}")
+
+
+def _child_result(proc: subprocess.CompletedProcess, what: str):
+    if proc.returncode != 0 or _RESULT_MARK not in proc.stdout:
+        raise AssertionError(f"{what} failed (exit {proc.returncode}): stdout {proc.stdout[-1500:]!r} "
+                             f"stderr {proc.stderr[-3000:]!r}")
+    return json.loads(proc.stdout.rsplit(_RESULT_MARK, 1)[1])
+
+
+def mlflow_cli_steps(env: dict, steps: list, cwd=None, timeout=MLFLOW_CLI_TIMEOUT_S) -> list:
+    """Run MLflow CLI commands one after another in one child Python process.
+
+    steps: argv lists, or {"argv": [...], "paginate": True} to repeat a `traces search` with
+    `--page-token <next_page_token>` until the token is null. Returns a CliRun per plain step and a
+    list of CliRun (one per page) per paginated step."""
+    norm = [s if isinstance(s, dict) else {"argv": [str(a) for a in s]} for s in steps]
+    proc = subprocess.run([venv_bin("python"), "-c", _MLFLOW_CLI_DRIVER], input=json.dumps(norm),
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+    raw = _child_result(proc, "MLflow CLI driver")
+    return [[CliRun(**p) for p in r] if isinstance(r, list) else CliRun(**r) for r in raw]
+
+
+def mlflow_python(env: dict, code: str, cwd=None, timeout=MLFLOW_CLI_TIMEOUT_S):
+    """Run Python code (with the real mlflow importable) in a child process; the code ends with
+    `emit(obj)`, which hands back a JSON-serialisable result and exits the child at once."""
+    prelude = (f"import json as _json, os as _os, sys as _sys\ndef emit(obj):\n"
+               f"    _sys.stdout.write('\\n' + {_RESULT_MARK!r} + _json.dumps(obj, default=str))\n"
+               f"    _sys.stdout.flush()\n    _os._exit(0)\n")
+    proc = subprocess.run([venv_bin("python"), "-c", prelude + code], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL)
+    return _child_result(proc, "MLflow Python child")
