@@ -18,7 +18,8 @@ pub enum Side {
 
 /// MLflow's preview of a span's inputs or outputs.
 pub fn mlflow_preview(value: &Value, side: Side) -> String {
-    let text = chat_text(value, side).unwrap_or_else(|| value.to_string());
+    // Raw JSON is printed as MLflow stores it (Python's `json.dumps`).
+    let text = chat_text(value, side).unwrap_or_else(|| crate::json_text::python_dumps(value));
     truncate(&text)
 }
 
@@ -125,7 +126,7 @@ mod tests {
             (
                 json!([{"role": "user", "parts": [{"type": "text", "content": "x"}]}]),
                 Side::Request,
-                "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":\"x\"}]}]",
+                "[{\"role\": \"user\", \"parts\": [{\"type\": \"text\", \"content\": \"x\"}]}]",
             ),
             (
                 json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]}),
@@ -135,7 +136,7 @@ mod tests {
             (
                 json!({"question": "q"}),
                 Side::Request,
-                "{\"question\":\"q\"}",
+                "{\"question\": \"q\"}",
             ),
         ];
         for (value, side, want) in cases {

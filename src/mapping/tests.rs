@@ -119,11 +119,11 @@ fn mlflow_json_text_values_are_decoded_once() {
     }));
     let f = &m.facets;
     assert_eq!(f.span_type.as_deref(), Some("AGENT"));
-    assert_eq!(f.request_preview.as_deref(), Some("{\"question\":\"hi\"}"));
+    assert_eq!(f.request_preview.as_deref(), Some("{\"question\": \"hi\"}"));
     assert_eq!(f.chat_request, None, "an AGENT span is not a model call");
     assert_eq!(f.usage.map(|u| u.total_tokens), Some(5));
     assert_eq!(f.session_id.as_deref(), Some("conv-1"));
-    assert_eq!(f.trace_inputs.as_deref(), Some("{\"question\":\"hi\"}"));
+    assert_eq!(f.trace_inputs.as_deref(), Some("{\"question\": \"hi\"}"));
 }
 
 #[test]

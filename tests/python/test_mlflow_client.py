@@ -4,10 +4,11 @@ One module server holds all four shared fixture sets (OTLP/HTTP protobuf, defaul
 the legacy-events set with its log records). The MLflow side runs in child processes with
 MLFLOW_TRACKING_URI=http://<api addr> and telemetry/retries off (tbharness.mlflow_env):
 
-- `mlflow` console-script processes (parallel, ~4 s each) for the per-session searches, one
-  `traces get` and the OR-filter error;
-- the same click CLI (`mlflow.cli:cli`) run several times in one child process
-  (tbharness.mlflow_cli_steps) for sequences: every `traces get` of a set, paging, tags, delete;
+- the `mlflow` console script itself (one process per call, ~4 s each) for the OI session search
+  and the OR-filter error;
+- the same click CLI (`mlflow.cli:cli`, what the console script runs) invoked many times in one
+  child process (tbharness.mlflow_cli_steps) for the other session searches, every `traces get`
+  of the OI set, paging, and the tag/delete sequence;
 - `mlflow.search_traces` / `MlflowClient().get_trace` in a child Python process.
 """
 from __future__ import annotations

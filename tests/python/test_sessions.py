@@ -14,7 +14,6 @@ import urllib.parse
 import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-import tbharness
 from tbharness import (FIXTURE_ANSWERS, FIXTURE_QUESTIONS, FIXTURE_SETS, FIXTURE_TOKENS, FIXTURE_USER, get_trace,
                        http_request, make_request, make_span, new_span_id, new_trace_id, post_traces_pb,
                        send_fixture_set, tb_cli, tb_cli_raw, trace_id_str)
@@ -239,8 +238,9 @@ def test_list_fixture_sessions(loaded):
     # default order: most recent activity first
     lasts = [s["last_time_ms"] for s in sessions]
     assert lasts == sorted(lasts, reverse=True), lasts
+    text = cli_text(srv, "sessions", "list", "--experiment-id", "0")
     for sid in WANT_COUNTS:
-        assert sid in cli_text(srv, "sessions", "list", "--experiment-id", "0")
+        assert sid in text, text
 
 
 def test_list_filters_and_orders(loaded):
