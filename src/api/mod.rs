@@ -97,6 +97,7 @@ pub fn router(store_path: PathBuf) -> Router {
         .nest("/api", mlflow_routes())
         .nest("/ajax-api", mlflow_routes())
         .fallback(unsupported)
+        .method_not_allowed_fallback(unsupported)
         .with_state(state)
 }
 

@@ -55,7 +55,14 @@ pub async fn list(
                 )))
             }
         },
-        max_results: number(&raw, "max_results")?.unwrap_or(100),
+        max_results: match number::<usize>(&raw, "max_results")?.unwrap_or(100) {
+            n @ 1..=500 => n,
+            n => {
+                return Err(ApiError::InvalidParameter(format!(
+                    "max_results {n}: must be between 1 and 500"
+                )))
+            }
+        },
         page_token: one(&raw, "page_token"),
     };
     state

@@ -104,6 +104,20 @@ fn span_type(span: &StoredSpan) -> &str {
         .unwrap_or("UNKNOWN")
 }
 
+/// The tool's own name where the span records one, else the span name.
+fn tool_name(span: &StoredSpan) -> String {
+    [
+        "gen_ai.tool.name",
+        "tool.name",
+        "ai.toolCall.name",
+        "traceloop.entity.name",
+    ]
+    .iter()
+    .find_map(|k| span.attributes.get(*k).and_then(Value::as_str))
+    .unwrap_or(&span.name)
+    .to_string()
+}
+
 fn is_model_call(span: &StoredSpan) -> bool {
     matches!(span_type(span), "LLM" | "CHAT_MODEL")
 }
@@ -186,13 +200,21 @@ fn turn(index: usize, trace: &StoredTrace) -> Turn {
         input_tokens: usage(trace, "input_tokens"),
         output_tokens: usage(trace, "output_tokens"),
         total_tokens: usage(trace, "total_tokens"),
-        error: trace.spans.iter().find_map(error_of),
+        // A turn's error is why it failed: its root's status, else the first failing span's.
+        // Failed tools of a turn that recovered are listed with the tool calls instead.
+        error: (info.state == "ERROR")
+            .then(|| {
+                let root = trace.spans.iter().find(|s| s.parent_span_id.is_none());
+                root.and_then(error_of)
+                    .or_else(|| trace.spans.iter().find_map(error_of))
+            })
+            .flatten(),
         tool_calls: trace
             .spans
             .iter()
             .filter(|s| span_type(s) == "TOOL")
             .map(|s| ToolCall {
-                name: s.name.clone(),
+                name: tool_name(s),
                 failed: s.status_code == 2,
                 error: error_of(s),
             })
