@@ -10,6 +10,7 @@ pub mod api;
 pub mod attributes;
 pub mod cli;
 pub mod config;
+pub mod exporters;
 pub mod ids;
 pub mod json_text;
 pub mod mapping;

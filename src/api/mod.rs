@@ -6,11 +6,12 @@
 //!   DeleteTraces, and the experiment look-ups (`mlflow_traces`, `mlflow_experiments`);
 //! - tracebridge's session API (`/api/sessions…`, `/api/traces/{id}`), documented in
 //!   `docs/openapi.yaml`;
-//! - `GET /health`, `GET /version`.
+//! - `GET /health`, `GET /version`, `GET /metrics` (Prometheus text: exporter queues).
 //!
 //! Anything else answers MLflow's error JSON (`ENDPOINT_NOT_FOUND`) naming the request.
 
 mod error;
+mod metrics;
 mod mlflow_experiments;
 mod mlflow_traces;
 mod sessions;
@@ -19,6 +20,7 @@ mod state;
 pub use error::ApiError;
 pub use state::AppState;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 
@@ -81,11 +83,13 @@ async fn unsupported(method: Method, uri: Uri) -> ApiError {
     ))
 }
 
-/// Build the API router over the store at `store_path`.
-pub fn router(store_path: PathBuf) -> Router {
-    let state = AppState::new(store_path);
+/// Build the API router over the store at `store_path`; `exporters` (name → type) are the
+/// configured exporters reported by `/metrics`.
+pub fn router(store_path: PathBuf, exporters: BTreeMap<String, String>) -> Router {
+    let state = AppState::new(store_path, exporters);
     Router::new()
         .route("/health", get(|| async { "OK" }))
+        .route("/metrics", get(metrics::metrics))
         .route("/version", get(|| async { MLFLOW_COMPAT_VERSION }))
         .route("/api/sessions", get(sessions::list))
         .route("/api/sessions/{session_id}", get(sessions::show))
@@ -104,10 +108,10 @@ pub fn router(store_path: PathBuf) -> Router {
 /// Serve the API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    store_path: PathBuf,
+    router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(store_path))
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
 }

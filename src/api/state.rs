@@ -1,5 +1,6 @@
 //! Shared API state: store connections reused across requests, used off the async workers.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -18,17 +19,25 @@ pub struct AppState {
 struct Inner {
     store_path: PathBuf,
     idle: Mutex<Vec<StoreReader>>,
+    /// Configured exporters: name → type.
+    exporters: BTreeMap<String, String>,
 }
 
 impl AppState {
-    /// State over the store at `store_path`.
-    pub fn new(store_path: PathBuf) -> Self {
+    /// State over the store at `store_path`, with the configured exporters (name → type).
+    pub fn new(store_path: PathBuf, exporters: BTreeMap<String, String>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store_path,
                 idle: Mutex::new(Vec::new()),
+                exporters,
             }),
         }
+    }
+
+    /// Configured exporters: name → type.
+    pub fn exporters(&self) -> &BTreeMap<String, String> {
+        &self.inner.exporters
     }
 
     /// Run `f` with a store connection on the blocking pool.

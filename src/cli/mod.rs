@@ -1,6 +1,8 @@
-//! Command-line interface: `serve`, `traces search|get`, `sessions list|show|analyze`.
+//! Command-line interface: `serve`, `traces search|get`, `sessions list|show|analyze`,
+//! `exporters status`.
 
 mod error;
+mod exporters;
 mod serve;
 mod sessions;
 mod traces;
@@ -32,6 +34,9 @@ pub enum Command {
     /// Look at sessions: list them, read a conversation turn by turn, find what went wrong.
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
+    /// Forwarding to other backends: queue and delivery status.
+    #[command(subcommand)]
+    Exporters(exporters::ExportersCommand),
 }
 
 /// Options shared by commands that read the store.
@@ -62,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Traces(cmd) => traces::run(cmd),
         Command::Sessions(cmd) => sessions::run(cmd),
+        Command::Exporters(cmd) => exporters::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

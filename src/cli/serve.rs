@@ -11,7 +11,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::CliError;
+use std::time::Duration;
+
 use crate::config::{LogFormat, Settings};
+use crate::exporters::worker::WorkerConfig;
 use crate::pipeline::stage::{self, StageSettings};
 use crate::receivers::ReceiverSettings;
 use crate::store::StoreWriter;
@@ -89,9 +92,37 @@ async fn bind(what: &'static str, endpoint: &str) -> Result<TcpListener, CliErro
         .map_err(|source| CliError::Bind { what, addr, source })
 }
 
+/// The enabled exporters, built, with their queue settings.
+fn build_exporters(settings: &Settings) -> Result<Vec<WorkerConfig>, CliError> {
+    let mut out = Vec::new();
+    for (name, cfg) in settings.exporters.iter().filter(|(_, c)| c.enabled) {
+        let exporter = crate::exporters::registry::build(name, cfg)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        out.push(WorkerConfig {
+            name: name.clone(),
+            exporter,
+            workers: cfg.queue.workers,
+            batch_max_traces: cfg.queue.batch_max_traces,
+            lease: Duration::from_millis(cfg.queue.lease_ms),
+            policy: cfg.retry_policy(),
+            forget_delivered: !settings.store.enabled,
+        });
+    }
+    Ok(out)
+}
+
 async fn serve(settings: Settings) -> Result<(), CliError> {
+    let workers = build_exporters(&settings)?;
+    let (commits_tx, commits_rx) = watch::channel(0u64);
+    let targets = settings
+        .exporters
+        .iter()
+        .filter(|(_, c)| c.enabled)
+        .map(|(name, c)| (c.target(name), c.queue.max_queued_traces))
+        .collect();
     let writer = StoreWriter::open(&settings.store.path, settings.store.durability)?
-        .with_mapper(crate::mapping::Mapper::new(settings.mapping.clone()));
+        .with_mapper(crate::mapping::Mapper::new(settings.mapping.clone()))
+        .with_exports(targets, commits_tx);
     let (pipeline, stage) = stage::spawn(
         writer,
         StageSettings {
@@ -105,6 +136,7 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx_workers = stop_rx.clone();
     let stopped = move || {
         let mut rx = stop_rx.clone();
         async move {
@@ -133,11 +165,24 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
     if settings.api.listener.enabled {
         let l = bind("api", &settings.api.listener.endpoint).await?;
         ready.insert("api".into(), l.local_addr()?.to_string().into());
-        let fut = crate::api::serve(l, settings.store.path.clone(), stopped());
+        let exporters = settings
+            .exporters
+            .iter()
+            .filter(|(_, c)| c.enabled)
+            .map(|(name, c)| (name.clone(), format!("{:?}", c.kind).to_lowercase()))
+            .collect();
+        let router = crate::api::router(settings.store.path.clone(), exporters);
+        let fut = crate::api::serve(l, router, stopped());
         servers.spawn(async move { ("api", fut.await.map_err(|e| e.to_string())) });
     }
     // The receivers hold their own handles; dropping ours lets the stage stop once they finish.
     drop(pipeline);
+    let export_workers = crate::exporters::worker::spawn(
+        settings.store.path.clone(),
+        workers,
+        commits_rx,
+        stop_rx_workers,
+    );
     ready.insert(
         "store".into(),
         settings.store.path.display().to_string().into(),
@@ -171,6 +216,11 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
             what: "pipeline",
             message: e.to_string(),
         })?;
+    // Export workers stop after their current round; what they had not delivered stays queued
+    // in the store and is sent after the next start.
+    for w in export_workers {
+        let _ = w.await;
+    }
     tracing::info!("tracebridge stopped");
     failure.map_or(Ok(()), Err)
 }

@@ -125,6 +125,27 @@ mod tests {
     }
 
     #[test]
+    fn exporters_are_a_map_of_typed_settings() {
+        let mut f = tempfile::NamedTempFile::with_suffix(".yaml").unwrap();
+        writeln!(
+            f,
+            "exporters:\n  main:\n    type: mlflow\n    tracking_uri: http://m:5000\n    queue:\n      workers: 2\n  jaeger:\n    type: otlp\n    endpoint: http://j:4317\n    enabled: false"
+        )
+        .unwrap();
+        let s = load_with_env(Some(f.path()), []).unwrap();
+        let main = &s.exporters["main"];
+        assert_eq!(main.kind, crate::exporters::settings::ExporterType::Mlflow);
+        assert_eq!(main.queue.workers, 2);
+        assert_eq!(main.options["tracking_uri"], "http://m:5000");
+        assert!(!main.options.contains_key("type"));
+        assert!(!s.exporters["jaeger"].enabled);
+        let mut bad = tempfile::NamedTempFile::with_suffix(".yaml").unwrap();
+        writeln!(bad, "store:\n  enabled: false").unwrap();
+        let e = load_with_env(Some(bad.path()), []).unwrap_err().to_string();
+        assert!(e.contains("no exporter is enabled"), "{e}");
+    }
+
+    #[test]
     fn shipped_example_config_matches_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tracebridge.yaml");
         let from_file = load_with_env(Some(&path), []).unwrap();

@@ -22,6 +22,8 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
     /// Convention mapping.
     pub mapping: crate::mapping::MappingSettings,
+    /// Backends traces are forwarded to, by name (see `crate::exporters::settings`).
+    pub exporters: std::collections::BTreeMap<String, crate::exporters::settings::ExporterConfig>,
     /// Logging.
     pub log: LogSettings,
 }
@@ -103,7 +105,10 @@ impl Default for ApiSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
-    /// SQLite database file (created if missing).
+    /// Keep traces for querying. `false` makes a pure pass-through sidecar: traces stay in the
+    /// database only until every exporter delivered them.
+    pub enabled: bool,
+    /// SQLite database file (created if missing; also holds the exporters' queues).
     pub path: PathBuf,
     /// `full` (fsync per commit, survives power loss) or `normal` (survives process crashes).
     pub durability: Durability,
@@ -112,6 +117,7 @@ pub struct StoreSettings {
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
+            enabled: true,
             path: PathBuf::from("tracebridge.db"),
             durability: Durability::Full,
         }
@@ -183,6 +189,30 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "receivers.default_experiment_id must not be empty".into(),
             ));
+        }
+        if !self.store.enabled && !self.exporters.values().any(|e| e.enabled) {
+            return Err(ConfigError::Invalid(
+                "store.enabled is false and no exporter is enabled: traces would go nowhere".into(),
+            ));
+        }
+        for (name, e) in &self.exporters {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "exporter name {name:?}: use letters, digits, '_' and '-'"
+                )));
+            }
+            if e.queue.workers == 0
+                || e.queue.batch_max_traces == 0
+                || e.queue.max_queued_traces <= 0
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "exporters.{name}.queue: workers, batch_max_traces and max_queued_traces must be > 0"
+                )));
+            }
         }
         if self.pipeline.queue_capacity == 0 || self.pipeline.max_batches_per_commit == 0 {
             return Err(ConfigError::Invalid(

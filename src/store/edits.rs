@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, OptionalExtension};
+use rusqlite::{params, params_from_iter, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
 
 use super::{StoreError, StoreReader};
@@ -121,20 +121,27 @@ impl StoreReader {
                 .collect::<Result<Vec<String>, _>>()?;
             ids
         };
-        let tx = self.connection().unchecked_transaction()?;
         for id in &ids {
-            for sql in [
-                "DELETE FROM spans WHERE trace_id = ?1",
-                "DELETE FROM log_records WHERE trace_id = ?1",
-                "DELETE FROM trace_tags WHERE trace_id = ?1",
-                "DELETE FROM trace_metadata WHERE trace_id = ?1",
-                "DELETE FROM traces WHERE trace_id = ?1",
-            ] {
-                tx.execute(sql, [id])?;
-            }
+            self.forget_trace(id)?;
+        }
+        Ok(ids.len())
+    }
+
+    /// Remove one trace with everything stored for it (a pass-through sidecar forgets delivered
+    /// traces).
+    pub fn forget_trace(&self, trace_id: &str) -> Result<(), StoreError> {
+        let tx = Transaction::new_unchecked(self.connection(), TransactionBehavior::Immediate)?;
+        for sql in [
+            "DELETE FROM spans WHERE trace_id = ?1",
+            "DELETE FROM log_records WHERE trace_id = ?1",
+            "DELETE FROM trace_tags WHERE trace_id = ?1",
+            "DELETE FROM trace_metadata WHERE trace_id = ?1",
+            "DELETE FROM traces WHERE trace_id = ?1",
+        ] {
+            tx.execute(sql, [trace_id])?;
         }
         tx.commit()?;
-        Ok(ids.len())
+        Ok(())
     }
 
     /// An experiment by id.

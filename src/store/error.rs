@@ -52,6 +52,21 @@ pub enum StoreError {
     /// An experiment with that name exists already.
     #[error("experiment {0:?} already exists")]
     ExperimentExists(String),
+    /// An exporter's queue is at its bound: receivers answer "retry later".
+    #[error(
+        "exporter {exporter:?} has {depth} traces queued (max_queued_traces {max}); retry later"
+    )]
+    QueueFull {
+        /// Exporter name.
+        exporter: String,
+        /// Queued traces.
+        depth: i64,
+        /// The bound.
+        max: i64,
+    },
+    /// A background task failed.
+    #[error("store task failed: {0}")]
+    Worker(String),
     /// Any other SQLite failure.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),

@@ -136,6 +136,43 @@ CREATE TABLE log_records (
 );
 CREATE INDEX log_records_span ON log_records (trace_id, span_id) WHERE trace_id IS NOT NULL;
 "#,
+    // v2: durable per-exporter queues (traces waiting to be forwarded), dead letters, counters.
+    r#"
+CREATE TABLE export_queue (
+    exporter          TEXT NOT NULL,
+    trace_id          TEXT NOT NULL,
+    version           INTEGER NOT NULL,           -- bumped whenever the trace changes
+    first_enqueued_ms INTEGER NOT NULL,           -- since when this change has been waiting
+    ready_at_ms       INTEGER NOT NULL,           -- not before (settle time for late spans)
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms   INTEGER NOT NULL,           -- backoff after a failed attempt
+    lease_until_ms    INTEGER NOT NULL DEFAULT 0, -- claimed by a worker until then
+    last_error        TEXT,
+    PRIMARY KEY (exporter, trace_id)
+) WITHOUT ROWID;
+CREATE INDEX export_queue_due ON export_queue (exporter, first_enqueued_ms);
+
+CREATE TABLE export_dead_letters (
+    dead_letter_id  INTEGER PRIMARY KEY,
+    exporter        TEXT NOT NULL,
+    trace_id        TEXT NOT NULL,
+    failed_at_ms    INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL,
+    reason          TEXT NOT NULL
+);
+CREATE INDEX export_dead_letters_exporter ON export_dead_letters (exporter, failed_at_ms);
+
+CREATE TABLE export_stats (
+    exporter          TEXT PRIMARY KEY,
+    delivered_traces  INTEGER NOT NULL DEFAULT 0,
+    delivered_spans   INTEGER NOT NULL DEFAULT 0,
+    failed_attempts   INTEGER NOT NULL DEFAULT 0,
+    dead_lettered     INTEGER NOT NULL DEFAULT 0,
+    last_success_ms   INTEGER,
+    last_error        TEXT,
+    last_error_ms     INTEGER
+);
+"#,
 ];
 
 /// The schema version this binary writes.
@@ -151,7 +188,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;

@@ -5,19 +5,20 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hasher;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::{json, Map, Value};
 
 use super::summary::{summarize, SpanRow};
 use super::{open_writer, Durability, StoreError};
 use crate::attributes::{any_to_json, attrs_to_json, parse_json_text};
+use crate::exporters::queue::{self, QueueTarget};
 use crate::ids::{is_valid_span_id, is_valid_trace_id, mlflow_trace_id};
 use crate::mapping::{LogView, Mapper, SpanFacets, SpanView};
 use crate::pipeline::{ExportBatch, Payload};
@@ -44,7 +45,24 @@ pub struct StoreWriter {
     /// Digest → id of resources and scopes known to be committed.
     interned: HashMap<[u8; 16], i64>,
     mapper: Mapper,
+    exports: Exports,
 }
+
+/// The exporters whose queues every commit feeds, and their bounds.
+#[derive(Default)]
+struct Exports {
+    targets: Vec<QueueTarget>,
+    /// Exporter → queued traces at which commits are refused (backpressure).
+    max_queued: HashMap<String, i64>,
+    /// Incremented after every commit that queued traces (wakes the workers).
+    commits: Option<tokio::sync::watch::Sender<u64>>,
+    /// Queue depths, refreshed at most once per second.
+    depths: HashMap<String, i64>,
+    depths_at: Option<Instant>,
+}
+
+/// How often queue depths are re-read for backpressure.
+const DEPTH_REFRESH: Duration = Duration::from_secs(1);
 
 impl StoreWriter {
     /// Open or create the store at `path`.
@@ -58,7 +76,52 @@ impl StoreWriter {
             conn,
             interned: HashMap::new(),
             mapper: Mapper::default(),
+            exports: Exports::default(),
         }
+    }
+
+    /// Queue every changed trace for `targets` in the commit that stores it; refuse commits while
+    /// an exporter has `max_queued` traces waiting; signal `commits` after each commit.
+    pub fn with_exports(
+        mut self,
+        targets: Vec<(QueueTarget, i64)>,
+        commits: tokio::sync::watch::Sender<u64>,
+    ) -> Self {
+        self.exports.max_queued = targets
+            .iter()
+            .map(|(t, max)| (t.name.clone(), *max))
+            .collect();
+        self.exports.targets = targets.into_iter().map(|(t, _)| t).collect();
+        self.exports.commits = Some(commits);
+        self
+    }
+
+    /// Err when an exporter's queue is full (checked against depths at most a second old).
+    fn check_backpressure(&mut self) -> Result<(), StoreError> {
+        if self.exports.targets.is_empty() {
+            return Ok(());
+        }
+        let stale = self
+            .exports
+            .depths_at
+            .is_none_or(|at| at.elapsed() >= DEPTH_REFRESH);
+        if stale {
+            self.exports.depths = queue::depths(&self.conn)?.into_iter().collect();
+            self.exports.depths_at = Some(Instant::now());
+        }
+        for (name, max) in &self.exports.max_queued {
+            let depth = self.exports.depths.get(name).copied().unwrap_or(0);
+            if depth >= *max {
+                // Re-read next time: workers may have drained the queue meanwhile.
+                self.exports.depths_at = None;
+                return Err(StoreError::QueueFull {
+                    exporter: name.clone(),
+                    depth,
+                    max: *max,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Use `mapper` (configured extra session/user keys) for the spans this writer stores.
@@ -76,7 +139,10 @@ impl StoreWriter {
     /// first so spans of the same commit see them; spans stored earlier whose log records arrive
     /// now are re-mapped.
     pub fn write(&mut self, batches: &[ExportBatch]) -> Result<WriteStats, StoreError> {
-        let tx = self.conn.transaction()?;
+        self.check_backpressure()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut ctx = WriteCtx {
             tx: &tx,
             known: &self.interned,
@@ -100,8 +166,10 @@ impl StoreWriter {
         ctx.remap_logged_spans()?;
         let touched = std::mem::take(&mut ctx.touched);
         let mut experiments: BTreeSet<&str> = BTreeSet::new();
+        let now = now_ms();
         for (trace_id, experiment_id) in &touched {
             recompute_trace(&tx, trace_id, experiment_id)?;
+            queue::enqueue(&tx, &self.exports.targets, trace_id, now)?;
             experiments.insert(experiment_id);
         }
         // Experiments named by x-mlflow-experiment-id exist from their first trace on.
@@ -117,6 +185,14 @@ impl StoreWriter {
         let new = ctx.new;
         tx.commit()?;
         self.interned.extend(new);
+        if stats.traces > 0 {
+            if let Some(c) = &self.exports.commits {
+                c.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            for name in self.exports.targets.iter().map(|t| &t.name) {
+                *self.exports.depths.entry(name.clone()).or_default() += stats.traces as i64;
+            }
+        }
         Ok(stats)
     }
 }
