@@ -261,7 +261,7 @@ pub fn span_to_zipkin(s: &StoredSpan, settings: &ZipkinSettings) -> Result<Value
     if !s.name.is_empty() {
         out.insert("name".into(), Value::String(s.name.clone()));
     }
-    let start_us = (s.start_time_unix_nano > 0).then(|| s.start_time_unix_nano / 1000);
+    let start_us = (s.start_time_unix_nano > 0).then_some(s.start_time_unix_nano / 1000);
     if let Some(ts) = start_us {
         out.insert("timestamp".into(), Value::from(ts));
     }
@@ -1039,7 +1039,7 @@ mod tests {
         }
         let good = with(|s| s.span_id = "00000000000000aa".into());
         let t = trace(vec![good, with(|s| s.span_id = "nothex!!nothex!!".into())]);
-        let spans = to_zipkin_spans(&[t.clone()], &settings);
+        let spans = to_zipkin_spans(std::slice::from_ref(&t), &settings);
         assert_eq!(spans.len(), 1);
         assert_eq!(spans[0]["id"], "00000000000000aa");
         assert!(trace_to_zipkin(&t, &settings).is_err());

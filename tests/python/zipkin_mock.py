@@ -132,7 +132,8 @@ class ZipkinMock:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="zipkin-mock", daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       name="zipkin-mock", daemon=True)
 
     # ---------------------------------------------------------------------------------------
 
