@@ -129,7 +129,7 @@ impl Default for OtlpSettings {
 enum Transport {
     Grpc {
         /// Validated endpoint; the channel is built on first use (it needs a tokio runtime).
-        endpoint: Endpoint,
+        endpoint: Box<Endpoint>,
         client: OnceLock<TraceServiceClient<Channel>>,
         metadata: MetadataMap,
         gzip: bool,
@@ -185,7 +185,7 @@ impl OtlpExporter {
                     .timeout(timeout)
                     .connect_timeout(timeout);
                 let transport = Transport::Grpc {
-                    endpoint,
+                    endpoint: Box::new(endpoint),
                     client: OnceLock::new(),
                     metadata: grpc_metadata(&settings.headers)?,
                     gzip,
