@@ -275,7 +275,7 @@ impl OtlpExporter {
                     endpoint = %self.target,
                     rejected_spans = p.rejected_spans,
                     message = %p.error_message,
-                    "OTLP peer accepted the request partially (not retried)"
+                    "OTLP peer reported a partial success (counted as delivered, not retried)"
                 );
             }
         }

@@ -28,12 +28,13 @@ pub enum ExporterType {
 }
 
 impl ExporterType {
-    /// Default settle time: MLflow waits for a trace's late spans so it sends each trace once
-    /// with its final previews; the others forward at once.
+    /// Default settle time: how long a trace must stay unchanged before it is sent, so spans and
+    /// log records that arrive in separate requests go out together. MLflow waits longer so each
+    /// trace is finalised once with its final previews.
     pub fn default_settle_ms(self) -> i64 {
         match self {
             ExporterType::Mlflow => 1_000,
-            ExporterType::Otlp | ExporterType::Zipkin => 0,
+            ExporterType::Otlp | ExporterType::Zipkin => 500,
         }
     }
 }
@@ -68,7 +69,7 @@ pub struct QueueSettings {
     /// Most traces per export call.
     pub batch_max_traces: usize,
     /// Wait this long after a trace's last change before sending it (default per type:
-    /// mlflow 1000, otlp/zipkin 0).
+    /// mlflow 1000, otlp/zipkin 500).
     pub settle_ms: Option<i64>,
     /// ... but at most this long after its first unsent change.
     pub settle_max_ms: i64,
