@@ -24,13 +24,18 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
 fn env_num(key: &str, default: u64) -> u64 {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn kv(key: &str, v: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
-        value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) }),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.into())),
+        }),
         ..Default::default()
     }
 }
@@ -69,8 +74,14 @@ fn request(n: u64, spans: u64) -> Vec<u8> {
         .collect();
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: Some(Resource { attributes: vec![kv("service.name", "bench")], ..Default::default() }),
-            scope_spans: vec![ScopeSpans { spans: list, ..Default::default() }],
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "bench")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: list,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -82,7 +93,10 @@ fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<f64>().ok()).sum();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
+        .sum();
     ticks / 100.0
 }
 
@@ -108,21 +122,37 @@ fn start(config: &str) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tracebridge"))
         .args(["serve", "--config"])
         .arg(&cfg)
-        .args(["--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--api", "127.0.0.1:0", "--store"])
+        .args([
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+            "--api",
+            "127.0.0.1:0",
+            "--store",
+        ])
         .arg(dir.path().join("tb.db"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
         .expect("start tracebridge");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
     let ready: serde_json::Value = serde_json::from_str(&line).expect("ready JSON");
-    Server { http: ready["otlp_http"].as_str().expect("http").to_string(), child, _dir: dir }
+    Server {
+        http: ready["otlp_http"].as_str().expect("http").to_string(),
+        child,
+        _dir: dir,
+    }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -136,8 +166,14 @@ struct Run {
     rss: f64,
 }
 
-async fn load(server: &Server, bodies: Arc<Vec<Bytes>>, spans_per_request: u64, secs: u64, inflight: u64) -> (u64, f64) {
-    let client = reqwest::Client::new();
+async fn load(
+    server: &Server,
+    bodies: Arc<Vec<Bytes>>,
+    spans_per_request: u64,
+    secs: u64,
+    inflight: u64,
+) -> (u64, f64) {
+    let client = tracebridge::exporters::http_client(Duration::from_secs(30)).expect("client");
     let url = format!("http://{}/v1/traces", server.http);
     let next = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
@@ -145,7 +181,13 @@ async fn load(server: &Server, bodies: Arc<Vec<Bytes>>, spans_per_request: u64, 
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..inflight {
-        let (client, url, next, accepted, bodies) = (client.clone(), url.clone(), next.clone(), accepted.clone(), bodies.clone());
+        let (client, url, next, accepted, bodies) = (
+            client.clone(),
+            url.clone(),
+            next.clone(),
+            accepted.clone(),
+            bodies.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
@@ -169,7 +211,10 @@ async fn load(server: &Server, bodies: Arc<Vec<Bytes>>, spans_per_request: u64, 
     for t in tasks {
         let _ = t.await;
     }
-    (accepted.load(Ordering::Relaxed), started.elapsed().as_secs_f64())
+    (
+        accepted.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    )
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
@@ -180,7 +225,11 @@ async fn main() {
     let spans = env_num("TB_BENCH_SPANS", 100);
     let requests = 6_000;
     eprintln!("encoding {requests} requests of {spans} spans…");
-    let bodies: Arc<Vec<Bytes>> = Arc::new((0..requests).map(|n| Bytes::from(request(n, spans))).collect());
+    let bodies: Arc<Vec<Bytes>> = Arc::new(
+        (0..requests)
+            .map(|n| Bytes::from(request(n, spans)))
+            .collect(),
+    );
 
     // The sink: an OTLP/HTTP endpoint counting the spans it receives.
     let received = Arc::new(AtomicU64::new(0));
@@ -191,14 +240,24 @@ async fn main() {
             let counter = counter.clone();
             async move {
                 if let Ok(req) = ExportTraceServiceRequest::decode(body) {
-                    let n: usize = req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+                    let n: usize = req
+                        .resource_spans
+                        .iter()
+                        .flat_map(|r| &r.scope_spans)
+                        .map(|s| s.spans.len())
+                        .sum();
                     counter.fetch_add(n as u64, Ordering::Relaxed);
                 }
-                ([("content-type", "application/x-protobuf")], Vec::<u8>::new())
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind sink");
     let sink_addr = listener.local_addr().expect("sink addr");
     tokio::spawn(async move { axum::serve(listener, sink).await });
 
@@ -229,7 +288,14 @@ async fn main() {
             None
         };
         let cpu = cpu_seconds(pid) - cpu0;
-        runs.push(Run { name, accepted_spans: accepted, delivered_spans: delivered, secs: elapsed, cpu, rss: rss_mib(pid) });
+        runs.push(Run {
+            name,
+            accepted_spans: accepted,
+            delivered_spans: delivered,
+            secs: elapsed,
+            cpu,
+            rss: rss_mib(pid),
+        });
     }
 
     println!("\n| run | spans accepted | spans/s (wall) | tracebridge CPU s | spans per CPU-second | delivered to sink | peak RSS MiB |");

@@ -32,7 +32,13 @@ impl Exporter for Flaky {
     fn export<'a>(&'a self, traces: &'a [StoredTrace]) -> ExportFuture<'a> {
         Box::pin(async move {
             if self.calls.fetch_add(1, Ordering::SeqCst) < self.transient {
-                return vec![Err(ExportError::retryable("HTTP 503: down", Some(Duration::from_millis(20)))); traces.len()];
+                return vec![
+                    Err(ExportError::retryable(
+                        "HTTP 503: down",
+                        Some(Duration::from_millis(20))
+                    ));
+                    traces.len()
+                ];
             }
             traces
                 .iter()
@@ -40,7 +46,10 @@ impl Exporter for Flaky {
                     if t.spans.iter().any(|s| s.name == "poison") {
                         return Err(ExportError::permanent("HTTP 400: bad trace"));
                     }
-                    self.delivered.lock().unwrap().push((t.info.trace_id.clone(), t.spans.len()));
+                    self.delivered
+                        .lock()
+                        .unwrap()
+                        .push((t.info.trace_id.clone(), t.spans.len()));
                     Ok(())
                 })
                 .collect()
@@ -55,7 +64,11 @@ fn batch(trace: u8, names: &[&str]) -> ExportBatch {
         .map(|(i, name)| Span {
             trace_id: vec![trace; 16],
             span_id: vec![0, 0, 0, 0, 0, 0, trace, i as u8 + 1],
-            parent_span_id: if i == 0 { vec![] } else { vec![0, 0, 0, 0, 0, 0, trace, 1] },
+            parent_span_id: if i == 0 {
+                vec![]
+            } else {
+                vec![0, 0, 0, 0, 0, 0, trace, 1]
+            },
             name: name.to_string(),
             start_time_unix_nano: 1_000,
             end_time_unix_nano: 2_000,
@@ -66,7 +79,10 @@ fn batch(trace: u8, names: &[&str]) -> ExportBatch {
         experiment_id: "0".into(),
         payload: Payload::Traces(ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
                 ..Default::default()
             }],
         }),
@@ -78,11 +94,19 @@ async fn transient_failures_retry_permanent_ones_dead_letter() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tb.db");
     let (commits_tx, commits_rx) = tokio::sync::watch::channel(0u64);
-    let target = QueueTarget { name: "t".into(), settle_ms: 0, settle_max_ms: 0 };
+    let target = QueueTarget {
+        name: "t".into(),
+        settle_ms: 0,
+        settle_max_ms: 0,
+    };
     let mut writer = StoreWriter::open(&path, Durability::Normal)
         .unwrap()
         .with_exports(vec![(target, 1_000)], commits_tx);
-    let exporter = Arc::new(Flaky { transient: 3, calls: AtomicUsize::new(0), delivered: Mutex::new(Vec::new()) });
+    let exporter = Arc::new(Flaky {
+        transient: 3,
+        calls: AtomicUsize::new(0),
+        delivered: Mutex::new(Vec::new()),
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let handles = spawn(
         path.clone(),
@@ -102,10 +126,14 @@ async fn transient_failures_retry_permanent_ones_dead_letter() {
         commits_rx,
         stop_rx,
     );
-    writer.write(&[batch(1, &["root", "child"]), batch(2, &["root"])]).unwrap();
+    writer
+        .write(&[batch(1, &["root", "child"]), batch(2, &["root"])])
+        .unwrap();
     writer.write(&[batch(3, &["poison"])]).unwrap();
     // A late span of trace 1 after (possibly) its first delivery: sent again in full.
-    writer.write(&[batch(1, &["root", "child", "late"])]).unwrap();
+    writer
+        .write(&[batch(1, &["root", "child", "late"])])
+        .unwrap();
 
     let reader = StoreReader::open(&path).unwrap();
     let mut done = false;
@@ -127,12 +155,27 @@ async fn transient_failures_retry_permanent_ones_dead_letter() {
     assert_eq!(s.dead_lettered, 1);
     let dead = dead_letters(reader.connection(), Some("t"), 10).unwrap();
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].trace_id, tracebridge::ids::mlflow_trace_id(&[3; 16]));
-    assert!(dead[0].reason.contains("HTTP 400: bad trace"), "{}", dead[0].reason);
+    assert_eq!(
+        dead[0].trace_id,
+        tracebridge::ids::mlflow_trace_id(&[3; 16])
+    );
+    assert!(
+        dead[0].reason.contains("HTTP 400: bad trace"),
+        "{}",
+        dead[0].reason
+    );
     // Every good trace arrived, its last delivery carrying every span.
     let delivered = exporter.delivered.lock().unwrap().clone();
-    let last = |id: &str| delivered.iter().rev().find(|(t, _)| t == id).map(|(_, n)| *n);
+    let last = |id: &str| {
+        delivered
+            .iter()
+            .rev()
+            .find(|(t, _)| t == id)
+            .map(|(_, n)| *n)
+    };
     assert_eq!(last(&tracebridge::ids::mlflow_trace_id(&[1; 16])), Some(3));
     assert_eq!(last(&tracebridge::ids::mlflow_trace_id(&[2; 16])), Some(1));
-    assert!(delivered.iter().all(|(t, _)| t != &tracebridge::ids::mlflow_trace_id(&[3; 16])));
+    assert!(delivered
+        .iter()
+        .all(|(t, _)| t != &tracebridge::ids::mlflow_trace_id(&[3; 16])));
 }

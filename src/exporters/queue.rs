@@ -159,57 +159,77 @@ pub enum Outcome {
     Gone,
 }
 
-/// Apply `outcome` to a claimed row (in its own transaction). Returns true when the trace has no
-/// queue rows left for any exporter (so a pass-through sidecar may forget it).
-pub fn settle(
+/// Apply the outcomes of one round in a single transaction. With `forget`, a trace that no
+/// exporter still has queued is removed from the store (pass-through sidecar).
+pub fn settle_all(
     conn: &Connection,
     exporter: &str,
-    claim: &Claim,
-    outcome: &Outcome,
+    outcomes: &[(Claim, Outcome)],
     policy: &RetryPolicy,
+    forget: bool,
     now: i64,
-) -> Result<bool, StoreError> {
+) -> Result<(), StoreError> {
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     tx.execute(
         "INSERT INTO export_stats (exporter) VALUES (?1) ON CONFLICT DO NOTHING",
         [exporter],
     )?;
+    for (claim, outcome) in outcomes {
+        settle_one(&tx, exporter, claim, outcome, policy, now)?;
+        if forget {
+            let remaining: i64 = tx
+                .prepare_cached("SELECT COUNT(*) FROM export_queue WHERE trace_id = ?1")?
+                .query_row([&claim.trace_id], |r| r.get(0))?;
+            if remaining == 0 {
+                crate::store::forget_trace_in(&tx, &claim.trace_id)?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Apply `outcome` to one claimed row.
+fn settle_one(
+    tx: &Transaction<'_>,
+    exporter: &str,
+    claim: &Claim,
+    outcome: &Outcome,
+    policy: &RetryPolicy,
+    now: i64,
+) -> Result<(), StoreError> {
     match outcome {
         Outcome::Delivered { spans } => {
-            let removed = tx.execute(
-                "DELETE FROM export_queue WHERE exporter = ?1 AND trace_id = ?2 AND version = ?3",
-                params![exporter, claim.trace_id, claim.version],
-            )?;
+            let removed = tx
+                .prepare_cached("DELETE FROM export_queue WHERE exporter = ?1 AND trace_id = ?2 AND version = ?3")?
+                .execute(params![exporter, claim.trace_id, claim.version])?;
             if removed == 0 {
                 // Changed while in flight: the newer version goes out as soon as it settles.
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE export_queue SET lease_until_ms = 0, attempts = 0, last_error = NULL
                      WHERE exporter = ?1 AND trace_id = ?2",
-                    params![exporter, claim.trace_id],
-                )?;
+                )?
+                .execute(params![exporter, claim.trace_id])?;
             }
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE export_stats SET delivered_traces = delivered_traces + 1,
                     delivered_spans = delivered_spans + ?2, last_success_ms = ?3 WHERE exporter = ?1",
-                params![exporter, *spans as i64, now],
-            )?;
+            )?
+            .execute(params![exporter, *spans as i64, now])?;
         }
         Outcome::Gone => {
-            tx.execute(
-                "DELETE FROM export_queue WHERE exporter = ?1 AND trace_id = ?2",
-                params![exporter, claim.trace_id],
-            )?;
+            tx.prepare_cached("DELETE FROM export_queue WHERE exporter = ?1 AND trace_id = ?2")?
+                .execute(params![exporter, claim.trace_id])?;
         }
         Outcome::Failed(err) => {
             let attempts = claim.attempts + 1;
             let age = Duration::from_millis((now - claim.first_enqueued_ms).max(0) as u64);
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE export_stats SET failed_attempts = failed_attempts + 1, last_error = ?2,
                     last_error_ms = ?3 WHERE exporter = ?1",
-                params![exporter, err.message, now],
-            )?;
-            let give_up = err.is_permanent() || age >= policy.max_age;
-            if give_up {
+            )?
+            .execute(params![exporter, err.message, now])?;
+            if err.is_permanent() || age >= policy.max_age {
                 let reason = if err.is_permanent() {
                     format!("permanent failure: {}", err.message)
                 } else {
@@ -238,21 +258,15 @@ pub fn settle(
                     super::Retry::Never => None,
                 };
                 let delay = policy.delay(attempts, requested);
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE export_queue SET attempts = ?3, next_attempt_ms = ?4, lease_until_ms = 0,
                         last_error = ?5 WHERE exporter = ?1 AND trace_id = ?2",
-                    params![exporter, claim.trace_id, attempts, now + delay.as_millis() as i64, err.message],
-                )?;
+                )?
+                .execute(params![exporter, claim.trace_id, attempts, now + delay.as_millis() as i64, err.message])?;
             }
         }
     }
-    let remaining: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM export_queue WHERE trace_id = ?1",
-        [&claim.trace_id],
-        |r| r.get(0),
-    )?;
-    tx.commit()?;
-    Ok(remaining == 0)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -298,27 +312,27 @@ mod tests {
         let tx = conn.transaction().unwrap();
         enqueue(&tx, &target(100), "tr-1", 1_300).unwrap();
         tx.commit().unwrap();
-        let empty = settle(
+        settle_all(
             &conn,
             "a",
-            &c[0],
-            &Outcome::Delivered { spans: 3 },
+            &[(c[0].clone(), Outcome::Delivered { spans: 3 })],
             &policy(),
+            false,
             1_400,
         )
         .unwrap();
-        assert!(!empty);
         let again = claim(&conn, "a", 10, Duration::from_secs(5), 1_400).unwrap();
         assert_eq!(again[0].version, 2);
-        assert!(settle(
+        settle_all(
             &conn,
             "a",
-            &again[0],
-            &Outcome::Delivered { spans: 4 },
+            &[(again[0].clone(), Outcome::Delivered { spans: 4 })],
             &policy(),
-            1_500
+            false,
+            1_500,
         )
-        .unwrap());
+        .unwrap();
+        assert!(depths(&conn).unwrap().is_empty());
         let (traces, spans): (i64, i64) = conn
             .query_row(
                 "SELECT delivered_traces, delivered_spans FROM export_stats WHERE exporter = 'a'",
@@ -337,7 +351,15 @@ mod tests {
         tx.commit().unwrap();
         let c = claim(&conn, "a", 10, Duration::from_secs(5), 0).unwrap();
         let retry = Outcome::Failed(ExportError::retryable("503", Some(Duration::from_secs(2))));
-        settle(&conn, "a", &c[0], &retry, &policy(), 10).unwrap();
+        settle_all(
+            &conn,
+            "a",
+            &[(c[0].clone(), retry.clone())],
+            &policy(),
+            false,
+            10,
+        )
+        .unwrap();
         // Retry-After honoured: not due for 2 s.
         assert!(claim(&conn, "a", 10, Duration::from_secs(5), 1_000)
             .unwrap()
@@ -345,7 +367,15 @@ mod tests {
         let c = claim(&conn, "a", 10, Duration::from_secs(5), 2_500).unwrap();
         assert_eq!(c[0].attempts, 1);
         // Too old now: dead-lettered with the reason.
-        settle(&conn, "a", &c[0], &retry, &policy(), 61_000).unwrap();
+        settle_all(
+            &conn,
+            "a",
+            &[(c[0].clone(), retry.clone())],
+            &policy(),
+            false,
+            61_000,
+        )
+        .unwrap();
         let reason: String = conn
             .query_row("SELECT reason FROM export_dead_letters", [], |r| r.get(0))
             .unwrap();
@@ -356,12 +386,15 @@ mod tests {
         enqueue(&tx, &target(0), "tr-2", 0).unwrap();
         tx.commit().unwrap();
         let c = claim(&conn, "a", 10, Duration::from_secs(5), 0).unwrap();
-        settle(
+        settle_all(
             &conn,
             "a",
-            &c[0],
-            &Outcome::Failed(ExportError::permanent("HTTP 400: bad")),
+            &[(
+                c[0].clone(),
+                Outcome::Failed(ExportError::permanent("HTTP 400: bad")),
+            )],
             &policy(),
+            false,
             1,
         )
         .unwrap();

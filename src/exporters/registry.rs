@@ -36,7 +36,9 @@ pub fn build(name: &str, cfg: &ExporterConfig) -> Result<Arc<dyn Exporter>, Buil
         ExporterType::Zipkin => {
             Arc::new(zipkin::ZipkinExporter::new(options(name, cfg)?).map_err(err)?)
         }
-        ExporterType::Mlflow => Arc::new(mlflow::MlflowExporter::new(options(name, cfg)?).map_err(err)?),
+        ExporterType::Mlflow => {
+            Arc::new(mlflow::MlflowExporter::new(options(name, cfg)?).map_err(err)?)
+        }
     })
 }
 
@@ -52,15 +54,32 @@ mod tests {
     #[test]
     fn builds_each_type_and_names_bad_settings() {
         for (v, kind) in [
-            (json!({"type": "mlflow", "tracking_uri": "http://127.0.0.1:5000"}), "mlflow"),
-            (json!({"type": "otlp", "endpoint": "http://127.0.0.1:4317"}), "otlp"),
-            (json!({"type": "zipkin", "endpoint": "http://127.0.0.1:9411/api/v2/spans"}), "zipkin"),
+            (
+                json!({"type": "mlflow", "tracking_uri": "http://127.0.0.1:5000"}),
+                "mlflow",
+            ),
+            (
+                json!({"type": "otlp", "endpoint": "http://127.0.0.1:4317"}),
+                "otlp",
+            ),
+            (
+                json!({"type": "zipkin", "endpoint": "http://127.0.0.1:9411/api/v2/spans"}),
+                "zipkin",
+            ),
         ] {
             let e = build("x", &cfg(v)).unwrap();
             assert_eq!(e.kind(), kind);
         }
-        let err = build("main", &cfg(json!({"type": "otlp", "endpiont": "http://x"}))).err().unwrap();
+        let err = build(
+            "main",
+            &cfg(json!({"type": "otlp", "endpiont": "http://x"})),
+        )
+        .err()
+        .unwrap();
         let text = err.to_string();
-        assert!(text.contains("\"main\"") && text.contains("endpiont"), "{text}");
+        assert!(
+            text.contains("\"main\"") && text.contains("endpiont"),
+            "{text}"
+        );
     }
 }

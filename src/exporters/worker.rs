@@ -179,20 +179,14 @@ impl Worker {
             self.cfg.forget_delivered,
         );
         with_store(reader, &self.store_path, move |r| {
-            for (claim, outcome) in &outcomes {
-                let drained = queue::settle(
-                    r.connection(),
-                    &name,
-                    claim,
-                    outcome,
-                    &policy,
-                    queue::now_ms(),
-                )?;
-                if drained && forget {
-                    r.forget_trace(&claim.trace_id)?;
-                }
-            }
-            Ok(())
+            queue::settle_all(
+                r.connection(),
+                &name,
+                &outcomes,
+                &policy,
+                forget,
+                queue::now_ms(),
+            )
         })
         .await?;
         Ok(true)

@@ -247,7 +247,7 @@ mod tests {
         Server {
             base: format!("http://{addr}"),
             addr,
-            client: reqwest::Client::new(),
+            client: crate::exporters::http_client(std::time::Duration::from_secs(30)).unwrap(),
             _stop: stop,
         }
     }

@@ -34,6 +34,20 @@ pub struct DeleteTraces {
     pub max_traces: Option<i64>,
 }
 
+/// Remove one trace with everything stored for it, inside `tx`.
+pub fn forget_trace_in(tx: &Transaction<'_>, trace_id: &str) -> Result<(), StoreError> {
+    for sql in [
+        "DELETE FROM spans WHERE trace_id = ?1",
+        "DELETE FROM log_records WHERE trace_id = ?1",
+        "DELETE FROM trace_tags WHERE trace_id = ?1",
+        "DELETE FROM trace_metadata WHERE trace_id = ?1",
+        "DELETE FROM traces WHERE trace_id = ?1",
+    ] {
+        tx.prepare_cached(sql)?.execute([trace_id])?;
+    }
+    Ok(())
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -131,15 +145,7 @@ impl StoreReader {
     /// traces).
     pub fn forget_trace(&self, trace_id: &str) -> Result<(), StoreError> {
         let tx = Transaction::new_unchecked(self.connection(), TransactionBehavior::Immediate)?;
-        for sql in [
-            "DELETE FROM spans WHERE trace_id = ?1",
-            "DELETE FROM log_records WHERE trace_id = ?1",
-            "DELETE FROM trace_tags WHERE trace_id = ?1",
-            "DELETE FROM trace_metadata WHERE trace_id = ?1",
-            "DELETE FROM traces WHERE trace_id = ?1",
-        ] {
-            tx.execute(sql, [trace_id])?;
-        }
+        forget_trace_in(&tx, trace_id)?;
         tx.commit()?;
         Ok(())
     }

@@ -11,7 +11,7 @@ mod sessions;
 mod summary;
 mod writer;
 
-pub use edits::{DeleteTraces, Experiment};
+pub use edits::{forget_trace_in, DeleteTraces, Experiment};
 pub use error::StoreError;
 pub use reader::{
     SearchPage, SearchRequest, StoreReader, StoredSpan, StoredTrace, TraceInfo, MAX_RESULTS_LIMIT,
@@ -67,7 +67,9 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, St
     Ok(conn)
 }
 
-/// Open the store for reading and for the API's small writes (tags, deletes).
+/// Open the store for reading and for the small writes of the API and the export workers (tags,
+/// deletes, queue acknowledgements). Those writes use `synchronous = NORMAL`: after a power loss
+/// the worst case is a trace sent again, which every backend absorbs (upserts).
 ///
 /// Fails with [`StoreError::NotFound`] when no store exists at `path`, rather than creating one.
 pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
@@ -85,6 +87,7 @@ pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
         source,
     })?;
     configure(&conn)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     schema::migrate(&mut conn)?;
     Ok(conn)
 }
