@@ -151,6 +151,7 @@ def start_server(
     env: dict | None = None,
     extra_args: list | None = None,
     store: str | None = None,
+    http_addr: str = "127.0.0.1:0",
 ) -> TBServer:
     """Start `tracebridge serve` on ephemeral 127.0.0.1 ports with a fresh store in workdir."""
     workdir = workdir or tempfile.mkdtemp(prefix="tb-test-")
@@ -160,7 +161,7 @@ def start_server(
         tb_bin(), "serve",
         "--store", store,
         "--otlp-grpc", "127.0.0.1:0",
-        "--otlp-http", "127.0.0.1:0",
+        "--otlp-http", http_addr,
         "--api", "127.0.0.1:0",
     ]
     if config_yaml is not None:
