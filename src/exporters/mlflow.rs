@@ -36,8 +36,9 @@
 //! - **Responses** (MLFLOW.md §13.9): 2xx ok; 408, 429, 500, 502, 503, 504, no response, and 422
 //!   "Failed to log OpenTelemetry spans" are retried (honouring `Retry-After`); 404
 //!   `RESOURCE_DOES_NOT_EXIST` re-resolves a named experiment once, then fails for good; every
-//!   other status is permanent. When the server is unreachable, the rest of the batch is failed
-//!   at once instead of waiting for each trace's own timeout.
+//!   other status is permanent. When the server is unreachable (no connection, or two traces in a
+//!   row without an answer in time), the rest of the batch fails at once instead of waiting for
+//!   each trace's own timeout; a single slow trace does not hold back the others.
 //!
 //! The experiment is `experiment_id`, else `experiment_name` resolved once through
 //! `GET /api/2.0/mlflow/experiments/get-by-name` (created with `POST
@@ -95,6 +96,8 @@ const MAX_KEY_CHARS: usize = 250;
 const MAX_METADATA_VALUE_CHARS: usize = 8000;
 /// Longest preview (OSS MLflow).
 const MAX_PREVIEW_CHARS: usize = 1000;
+/// Timed-out traces in a row after which the rest of a batch is not attempted.
+const MAX_TIMEOUTS_IN_A_ROW: usize = 2;
 /// Experiment id MLflow's Default experiment has, used for traces received without one.
 const DEFAULT_EXPERIMENT_ID: &str = "0";
 
@@ -209,8 +212,10 @@ enum ExperimentSource {
 /// Why one trace was not delivered, with what the exporter does next.
 #[derive(Debug, Clone, PartialEq)]
 enum Failure {
-    /// No response at all: the rest of the batch would fail the same way.
+    /// No connection (refused, no route, DNS): the rest of the batch would fail the same way.
     Unreachable(ExportError),
+    /// No answer within the timeout (a hung server, or a trace too large to send in time).
+    TimedOut(ExportError),
     /// MLflow does not know the experiment (`RESOURCE_DOES_NOT_EXIST`).
     NoExperiment(ExportError),
     /// Anything else.
@@ -220,7 +225,10 @@ enum Failure {
 impl Failure {
     fn into_error(self) -> ExportError {
         match self {
-            Failure::Unreachable(e) | Failure::NoExperiment(e) | Failure::Failed(e) => e,
+            Failure::Unreachable(e)
+            | Failure::TimedOut(e)
+            | Failure::NoExperiment(e)
+            | Failure::Failed(e) => e,
         }
     }
 
@@ -232,6 +240,7 @@ impl Failure {
         };
         match self {
             Failure::Unreachable(e) => Failure::Unreachable(prefix(e)),
+            Failure::TimedOut(e) => Failure::TimedOut(prefix(e)),
             Failure::NoExperiment(e) => Failure::NoExperiment(prefix(e)),
             Failure::Failed(e) => Failure::Failed(prefix(e)),
         }
@@ -350,10 +359,16 @@ impl MlflowExporter {
             Some(a) => req.header(AUTHORIZATION, a.clone()),
             None => req,
         };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| Failure::Unreachable(ExportError::from_transport(&e)))?;
+        let resp = req.send().await.map_err(|e| {
+            let err = ExportError::from_transport(&e);
+            if e.is_connect() {
+                Failure::Unreachable(err)
+            } else if e.is_timeout() {
+                Failure::TimedOut(err)
+            } else {
+                Failure::Failed(err)
+            }
+        })?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -523,15 +538,29 @@ impl Exporter for MlflowExporter {
     fn export<'a>(&'a self, traces: &'a [StoredTrace]) -> ExportFuture<'a> {
         Box::pin(async move {
             let mut results = Vec::with_capacity(traces.len());
+            // Once the server is known to be unreachable (no connection, or two traces in a row
+            // without an answer), the rest of the batch fails at once instead of each trace
+            // waiting for its own timeout. A single timeout does not stop the batch: one trace
+            // too large to send in time must not hold back the traces queued behind it.
             let mut unreachable: Option<ExportError> = None;
+            let mut timeouts_in_a_row = 0;
             for trace in traces {
                 if let Some(e) = &unreachable {
                     results.push(Err(e.clone()));
                     continue;
                 }
-                results.push(match self.export_one(trace).await {
+                let result = self.export_one(trace).await;
+                timeouts_in_a_row = match &result {
+                    Err(Failure::TimedOut(_)) => timeouts_in_a_row + 1,
+                    _ => 0,
+                };
+                results.push(match result {
                     Ok(()) => Ok(()),
                     Err(Failure::Unreachable(e)) => {
+                        unreachable = Some(e.clone());
+                        Err(e)
+                    }
+                    Err(Failure::TimedOut(e)) if timeouts_in_a_row >= MAX_TIMEOUTS_IN_A_ROW => {
                         unreachable = Some(e.clone());
                         Err(e)
                     }
@@ -1151,10 +1180,12 @@ mod tests {
                     assert!(e.is_permanent());
                     Want::NoExperiment
                 }
-                Err(Failure::Failed(e)) | Err(Failure::Unreachable(e)) => match e.retry {
-                    Retry::Later { after } => Want::Later(after),
-                    Retry::Never => Want::Never,
-                },
+                Err(Failure::Failed(e) | Failure::Unreachable(e) | Failure::TimedOut(e)) => {
+                    match e.retry {
+                        Retry::Later { after } => Want::Later(after),
+                        Retry::Never => Want::Never,
+                    }
+                }
             };
             assert_eq!(got, want, "{status} {body}");
         }
@@ -1294,6 +1325,8 @@ mod tests {
             pub calls: Vec<Call>,
             /// Statuses (with bodies) `/v1/traces` answers next; 200 when empty.
             pub otlp_script: VecDeque<(u16, String)>,
+            /// Delays (ms) before the next `/v1/traces` answers; none when empty.
+            pub otlp_delays: VecDeque<u64>,
         }
 
         pub type Shared = Arc<Mutex<Inner>>;
@@ -1365,6 +1398,10 @@ mod tests {
             };
             let req = ExportTraceServiceRequest::decode(&raw[..]).unwrap();
             record(&s, "v1/traces", &headers, Some(req), None);
+            let delay = s.lock().unwrap().otlp_delays.pop_front();
+            if let Some(ms) = delay {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
             let next = s.lock().unwrap().otlp_script.pop_front();
             let (status, body) = next.unwrap_or((200, String::new()));
             (StatusCode::from_u16(status).unwrap(), body)
@@ -1477,18 +1514,17 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
+        assert_eq!(exporter.export(&[trace()]).await, vec![Ok(())]);
         let missing = (
             404,
             "{\"error_code\": \"RESOURCE_DOES_NOT_EXIST\", \"message\": \"No Experiment with id=5 exists\"}".to_string(),
         );
         {
+            // experiment 5 was deleted, and "e" created again as 6
             let mut inner = state.lock().unwrap();
             inner.otlp_script.push_back(missing.clone());
-            // the experiment was deleted and recreated under the same name
             inner.experiments.insert("e".into(), "6".into());
         }
-        // First resolve (5) happens before the script runs: pre-resolve.
-        *exporter.resolved.lock().await = Some("5".into());
         assert_eq!(exporter.export(&[trace()]).await, vec![Ok(())]);
         {
             let inner = state.lock().unwrap();
@@ -1507,12 +1543,14 @@ mod tests {
             assert_eq!(
                 sent,
                 [
+                    ("get-by-name", None),
+                    ("v1/traces", Some("5")),
                     ("v1/traces", Some("5")),
                     ("get-by-name", None),
-                    ("v1/traces", Some("6"))
+                    ("v1/traces", Some("6")),
                 ]
             );
-            assert!(inner.calls[0].headers.get("content-encoding").is_none());
+            assert!(inner.calls[1].headers.get("content-encoding").is_none());
         }
         // twice in a row: permanent
         {
@@ -1599,5 +1637,49 @@ mod tests {
         }
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(exporter.resolved.lock().await.is_none(), "nothing cached");
+    }
+
+    #[tokio::test]
+    async fn one_slow_trace_does_not_stop_the_batch_but_a_hung_server_does() {
+        let (base, state) = fake::serve().await;
+        let exporter = MlflowExporter::new(MlflowSettings {
+            tracking_uri: base,
+            experiment_id: Some("1".into()),
+            timeout_ms: 300,
+            finalize: false,
+            ..Default::default()
+        })
+        .unwrap();
+        let otlp_calls = |state: &fake::Shared| {
+            state
+                .lock()
+                .unwrap()
+                .calls
+                .iter()
+                .filter(|c| c.path == "v1/traces")
+                .count()
+        };
+        // the first trace is too slow, the others go through
+        state.lock().unwrap().otlp_delays.extend([1_000, 0, 0]);
+        let r = exporter.export(&[trace(), trace(), trace()]).await;
+        assert!(!r[0].as_ref().unwrap_err().is_permanent(), "{r:?}");
+        assert_eq!(r[1..], [Ok(()), Ok(())]);
+        assert_eq!(otlp_calls(&state), 3);
+
+        // two timeouts in a row: the rest is not attempted
+        state
+            .lock()
+            .unwrap()
+            .otlp_delays
+            .extend([1_000, 1_000, 1_000, 1_000]);
+        let started = std::time::Instant::now();
+        let r = exporter.export(&[trace(), trace(), trace(), trace()]).await;
+        assert!(
+            r.iter()
+                .all(|x| x.as_ref().is_err_and(|e| !e.is_permanent())),
+            "{r:?}"
+        );
+        assert_eq!(otlp_calls(&state), 5, "two more requests, then none");
+        assert!(started.elapsed() < Duration::from_millis(1_500));
     }
 }

@@ -568,7 +568,8 @@ mod tests {
     async fn plain_http_on_the_grpc_port_gets_a_hint() {
         let fake = FakePipeline::closed();
         let server = start(fake.pipeline(), 1 << 20).await;
-        let resp = crate::exporters::http_client(std::time::Duration::from_secs(30)).unwrap()
+        let resp = crate::exporters::http_client(std::time::Duration::from_secs(30))
+            .unwrap()
             .post(format!("http://{}/v1/traces", server.addr))
             .header("content-type", "application/json")
             .body("{}")
