@@ -25,9 +25,8 @@ import time
 
 import pytest
 
-import tbharness
 from mlflow_server import MlflowServer
-from tbharness import (FIXTURE_ANSWERS, FIXTURE_QUESTIONS, FIXTURE_SETS, FIXTURE_USER, http_post,
+from tbharness import (FIXTURE_ANSWERS, FIXTURE_QUESTIONS, FIXTURE_SETS, FIXTURE_USER,
                        make_request, make_span, mlflow_cli_steps, mlflow_env, new_span_id, new_trace_id,
                        post_traces_pb, search, send_fixture_set, start_server, tb_cli, trace_id_str)
 
