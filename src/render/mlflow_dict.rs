@@ -3,12 +3,11 @@
 
 use serde_json::{json, Map, Value};
 
+use super::names::{status_code, trace_location};
 use super::rfc3339_millis;
 use crate::ids::base64_of_hex;
 use crate::json_text::python_dumps;
 use crate::store::{StoredSpan, StoredTrace, TraceInfo};
-
-const STATUS_CODES: [&str; 3] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
 
 /// `TraceInfo.to_dict()`: empty fields omitted, `execution_duration_ms` as an integer.
 pub fn trace_info_to_dict(info: &TraceInfo) -> Value {
@@ -17,10 +16,7 @@ pub fn trace_info_to_dict(info: &TraceInfo) -> Value {
     if let Some(id) = &info.client_request_id {
         m.insert("client_request_id".into(), json!(id));
     }
-    m.insert(
-        "trace_location".into(),
-        json!({"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": info.experiment_id}}),
-    );
+    m.insert("trace_location".into(), trace_location(&info.experiment_id));
     m.insert(
         "request_time".into(),
         json!(rfc3339_millis(info.request_time_ms)),
@@ -96,7 +92,7 @@ pub fn span_to_dict(span: &StoredSpan) -> Value {
         "start_time_unix_nano": span.start_time_unix_nano,
         "end_time_unix_nano": span.end_time_unix_nano,
         "status": {
-            "code": STATUS_CODES.get(span.status_code as usize).copied().unwrap_or("STATUS_CODE_UNSET"),
+            "code": status_code(span.status_code),
             "message": span.status_message,
         },
         "attributes": attributes,

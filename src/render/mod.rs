@@ -1,6 +1,7 @@
 //! Stored traces printed in MLflow's JSON shapes, so the same `jq` recipes work on both.
 
 mod mlflow_dict;
+mod names;
 pub mod rest;
 mod time_fmt;
 

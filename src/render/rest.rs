@@ -3,19 +3,10 @@
 
 use serde_json::{json, Map, Value};
 
+use super::names::{span_kind, status_code, trace_location};
 use super::rfc3339_millis;
 use crate::ids::base64_of_hex;
 use crate::store::{Experiment, StoredSpan, StoredTrace, TraceInfo};
-
-const SPAN_KINDS: [&str; 6] = [
-    "SPAN_KIND_UNSPECIFIED",
-    "SPAN_KIND_INTERNAL",
-    "SPAN_KIND_SERVER",
-    "SPAN_KIND_CLIENT",
-    "SPAN_KIND_PRODUCER",
-    "SPAN_KIND_CONSUMER",
-];
-const STATUS_CODES: [&str; 3] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
 
 /// A duration in protobuf's JSON form (`"0.044s"`, `"3s"`).
 pub fn duration_json(ms: i64) -> String {
@@ -34,10 +25,7 @@ pub fn trace_info_v3(info: &TraceInfo) -> Value {
     if let Some(id) = &info.client_request_id {
         m.insert("client_request_id".into(), json!(id));
     }
-    m.insert(
-        "trace_location".into(),
-        json!({"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": info.experiment_id}}),
-    );
+    m.insert("trace_location".into(), trace_location(&info.experiment_id));
     if let Some(p) = &info.request_preview {
         m.insert("request_preview".into(), json!(p));
     }
@@ -128,13 +116,7 @@ pub fn span_proto_json(span: &StoredSpan) -> Value {
         m.insert("parent_span_id".into(), json!(p));
     }
     m.insert("name".into(), json!(span.name));
-    m.insert(
-        "kind".into(),
-        json!(SPAN_KINDS
-            .get(span.kind as usize)
-            .copied()
-            .unwrap_or(SPAN_KINDS[0])),
-    );
+    m.insert("kind".into(), json!(span_kind(span.kind)));
     m.insert(
         "start_time_unix_nano".into(),
         json!(span.start_time_unix_nano.to_string()),
@@ -149,7 +131,7 @@ pub fn span_proto_json(span: &StoredSpan) -> Value {
     m.insert(
         "status".into(),
         json!({
-            "code": STATUS_CODES.get(span.status_code as usize).copied().unwrap_or(STATUS_CODES[0]),
+            "code": status_code(span.status_code),
             "message": span.status_message,
         }),
     );
