@@ -266,3 +266,64 @@ pub async fn delete_traces(
         })
         .await
 }
+
+/// `POST /api/3.0/mlflow/traces/{trace_id}/assessments` (CreateAssessment; what
+/// `mlflow.log_feedback` / `log_expectation` call).
+pub async fn create_assessment(
+    State(state): State<AppState>,
+    Path(trace_id): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let assessment = body
+        .get("assessment")
+        .filter(|a| a.is_object())
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::InvalidParameter("Missing value for required parameter 'assessment'.".into())
+        })?;
+    if assessment.get("feedback").is_none() && assessment.get("expectation").is_none() {
+        return Err(ApiError::InvalidParameter(
+            "An assessment needs a 'feedback' or an 'expectation'.".into(),
+        ));
+    }
+    state
+        .with_store(move |store| {
+            let stored = store.create_assessment(&trace_id, assessment)?;
+            Ok(Json(json!({ "assessment": stored })))
+        })
+        .await
+}
+
+/// `GET /api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}`.
+pub async fn get_assessment(
+    State(state): State<AppState>,
+    Path((trace_id, assessment_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .with_store(move |store| {
+            let a = store
+                .assessment(&trace_id, &assessment_id)?
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("Assessment with ID '{assessment_id}' not found."))
+                })?;
+            Ok(Json(json!({ "assessment": a })))
+        })
+        .await
+}
+
+/// `DELETE /api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}`.
+pub async fn delete_assessment(
+    State(state): State<AppState>,
+    Path((trace_id, assessment_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .with_store(move |store| {
+            if !store.delete_assessment(&trace_id, &assessment_id)? {
+                return Err(ApiError::NotFound(format!(
+                    "Assessment with ID '{assessment_id}' not found."
+                )));
+            }
+            Ok(Json(json!({})))
+        })
+        .await
+}

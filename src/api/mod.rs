@@ -3,7 +3,8 @@
 //! - the MLflow-compatible REST subset, under both `/api` and `/ajax-api`, enough for the real
 //!   `mlflow` CLI and client with `MLFLOW_TRACKING_URI` pointing here: SearchTracesV3,
 //!   GetTraceInfoV3, GetTrace, BatchGetTraces, BatchGetTraceInfos, Set/DeleteTraceTag,
-//!   DeleteTraces, and the experiment look-ups (`mlflow_traces`, `mlflow_experiments`);
+//!   DeleteTraces, Create/Get/DeleteAssessment, and the experiment look-ups (`mlflow_traces`,
+//!   `mlflow_experiments`);
 //! - tracebridge's session API (`/api/sessions…`, `/api/traces/{id}`), documented in
 //!   `docs/openapi.yaml`;
 //! - `GET /health`, `GET /version`, `GET /metrics` (Prometheus text: exporter queues).
@@ -49,6 +50,14 @@ fn mlflow_routes() -> Router<AppState> {
         .route(
             "/3.0/mlflow/traces/{trace_id}",
             get(mlflow_traces::get_info),
+        )
+        .route(
+            "/3.0/mlflow/traces/{trace_id}/assessments",
+            post(mlflow_traces::create_assessment),
+        )
+        .route(
+            "/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}",
+            get(mlflow_traces::get_assessment).delete(mlflow_traces::delete_assessment),
         )
         .route("/2.0/mlflow/traces/{trace_id}/tags", tags.clone())
         .route("/3.0/mlflow/traces/{trace_id}/tags", tags)

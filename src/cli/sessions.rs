@@ -246,6 +246,22 @@ fn show(a: ShowArgs, out: &mut impl Write) -> Result<(), CliError> {
                     .unwrap_or_default()
             )?;
         }
+        for a in &t.assessments {
+            writeln!(
+                out,
+                "assessed:  {} = {}{}{}",
+                a.name,
+                a.value,
+                a.source
+                    .as_deref()
+                    .map(|s| format!(" by {s}"))
+                    .unwrap_or_default(),
+                a.rationale
+                    .as_deref()
+                    .map(|r| format!(" — {r}"))
+                    .unwrap_or_default()
+            )?;
+        }
         if let Some(e) = &t.error {
             writeln!(out, "error:     {e}")?;
         }

@@ -874,6 +874,7 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+            assessments: Vec::new(),
         }
     }
 

@@ -681,6 +681,7 @@ mod tests {
                 client_request_id: None,
                 trace_metadata: BTreeMap::new(),
                 tags: BTreeMap::new(),
+                assessments: Vec::new(),
             },
             spans,
         }

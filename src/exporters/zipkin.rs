@@ -590,6 +590,7 @@ mod tests {
                 client_request_id: None,
                 trace_metadata: BTreeMap::new(),
                 tags: BTreeMap::new(),
+                assessments: Vec::new(),
             },
             spans,
         }

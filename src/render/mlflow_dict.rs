@@ -24,6 +24,9 @@ pub fn trace_info_to_dict(info: &TraceInfo) -> Value {
     m.insert("state".into(), json!(info.state));
     m.insert("trace_metadata".into(), json!(info.trace_metadata));
     m.insert("tags".into(), json!(info.tags));
+    if !info.assessments.is_empty() {
+        m.insert("assessments".into(), json!(info.assessments));
+    }
     if let Some(p) = &info.request_preview {
         m.insert("request_preview".into(), json!(p));
     }

@@ -43,6 +43,9 @@ pub fn trace_info_v3(info: &TraceInfo) -> Value {
     m.insert("state".into(), json!(info.state));
     m.insert("trace_metadata".into(), json!(info.trace_metadata));
     m.insert("tags".into(), json!(info.tags));
+    if !info.assessments.is_empty() {
+        m.insert("assessments".into(), json!(info.assessments));
+    }
     Value::Object(m)
 }
 

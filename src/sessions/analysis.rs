@@ -93,6 +93,20 @@ pub struct ToolError {
     pub error: String,
 }
 
+/// A failing feedback on a turn.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NegativeAssessment {
+    /// 1-based turn.
+    pub turn: usize,
+    /// Assessment name.
+    pub name: String,
+    /// The value given.
+    pub value: serde_json::Value,
+    /// Why, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rationale: Option<String>,
+}
+
 /// The analysis of one session.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Analysis {
@@ -118,6 +132,10 @@ pub struct Analysis {
     pub repeated_questions: Vec<RepeatedQuestion>,
     /// Failed tool calls.
     pub tool_errors: Vec<ToolError>,
+    /// Failing feedback (per-turn assessments).
+    pub negative_assessments: Vec<NegativeAssessment>,
+    /// Turns with any assessment.
+    pub assessed_turns: Vec<usize>,
     /// One line per finding, for people.
     pub findings: Vec<String>,
 }
@@ -234,6 +252,26 @@ pub fn analyze(conv: &Conversation, settings: &AnalysisSettings) -> Analysis {
         })
         .collect();
 
+    let negative_assessments: Vec<NegativeAssessment> = turns
+        .iter()
+        .flat_map(|t| {
+            t.assessments
+                .iter()
+                .filter(|a| a.negative)
+                .map(|a| NegativeAssessment {
+                    turn: t.index,
+                    name: a.name.clone(),
+                    value: a.value.clone(),
+                    rationale: a.rationale.clone(),
+                })
+        })
+        .collect();
+    let assessed_turns: Vec<usize> = turns
+        .iter()
+        .filter(|t| !t.assessments.is_empty())
+        .map(|t| t.index)
+        .collect();
+
     let failed_turns: Vec<usize> = turns
         .iter()
         .filter(|t| t.state == "ERROR")
@@ -300,6 +338,18 @@ pub fn analyze(conv: &Conversation, settings: &AnalysisSettings) -> Analysis {
             e.tool, e.turn, e.error
         ));
     }
+    for n in &negative_assessments {
+        findings.push(format!(
+            "turn {} was assessed {} = {}{}",
+            n.turn,
+            n.name,
+            n.value,
+            n.rationale
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    }
 
     Analysis {
         session_id: conv.session_id.clone(),
@@ -313,6 +363,8 @@ pub fn analyze(conv: &Conversation, settings: &AnalysisSettings) -> Analysis {
         gaps,
         repeated_questions,
         tool_errors,
+        negative_assessments,
+        assessed_turns,
         findings,
     }
 }
@@ -360,6 +412,7 @@ mod tests {
             total_tokens: Some(input + 10),
             error: None,
             tool_calls: vec![],
+            assessments: vec![],
             history: Some(vec![]),
         }
     }
@@ -390,6 +443,14 @@ mod tests {
             name: "search".into(),
             failed: true,
             error: Some("timeout".into()),
+        }];
+        turns[3].assessments = vec![crate::sessions::TurnAssessment {
+            name: "correctness".into(),
+            kind: "feedback",
+            value: serde_json::json!(false),
+            source: Some("HUMAN".into()),
+            rationale: Some("answered the wrong city".into()),
+            negative: true,
         }];
         Conversation {
             session_id: "s".into(),
@@ -449,6 +510,15 @@ mod tests {
             a.findings
                 .iter()
                 .any(|l| l.contains("1h 57m pause between turns 3 and 4")),
+            "{:?}",
+            a.findings
+        );
+        assert_eq!(a.assessed_turns, vec![4]);
+        assert_eq!(a.negative_assessments.len(), 1);
+        assert!(
+            a.findings
+                .iter()
+                .any(|l| l == "turn 4 was assessed correctness = false (answered the wrong city)"),
             "{:?}",
             a.findings
         );

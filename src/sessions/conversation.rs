@@ -20,6 +20,77 @@ pub struct ToolCall {
     pub error: Option<String>,
 }
 
+/// An assessment of a turn (MLflow feedback or expectation).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TurnAssessment {
+    /// Assessment name (`correctness`, `user_satisfaction`, …).
+    pub name: String,
+    /// `feedback` or `expectation`.
+    pub kind: &'static str,
+    /// The value given.
+    pub value: Value,
+    /// Who gave it (`HUMAN`, `LLM_JUDGE`, `CODE`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rationale: Option<String>,
+    /// A failing feedback: `false`, a negative word (`no`, `fail`, `bad`, `incorrect`, …), a zero
+    /// score, or an evaluation error.
+    pub negative: bool,
+}
+
+/// Words that make a feedback value negative.
+const NEGATIVE_WORDS: &[&str] = &[
+    "no",
+    "false",
+    "fail",
+    "failed",
+    "bad",
+    "incorrect",
+    "wrong",
+    "unsafe",
+    "negative",
+    "thumbs_down",
+];
+
+fn assessment_of(a: &Value) -> Option<TurnAssessment> {
+    let (kind, body) = if let Some(f) = a.get("feedback") {
+        ("feedback", f)
+    } else {
+        ("expectation", a.get("expectation")?)
+    };
+    let value = body.get("value").cloned().unwrap_or(Value::Null);
+    let negative = kind == "feedback"
+        && (body.get("error").is_some()
+            || match &value {
+                Value::Bool(b) => !b,
+                Value::String(s) => {
+                    NEGATIVE_WORDS.contains(&s.trim().to_ascii_lowercase().as_str())
+                }
+                Value::Number(n) => n.as_f64() == Some(0.0),
+                _ => false,
+            });
+    Some(TurnAssessment {
+        name: a
+            .get("assessment_name")
+            .and_then(Value::as_str)
+            .unwrap_or(kind)
+            .to_string(),
+        kind,
+        value,
+        source: a
+            .pointer("/source/source_type")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        rationale: a
+            .get("rationale")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        negative,
+    })
+}
+
 /// One turn: one trace of the session.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Turn {
@@ -48,6 +119,8 @@ pub struct Turn {
     pub error: Option<String>,
     /// Tools called.
     pub tool_calls: Vec<ToolCall>,
+    /// Feedback and expectations logged on the turn's trace.
+    pub assessments: Vec<TurnAssessment>,
     /// Texts of the earlier messages the turn's first model call received (its history);
     /// `None` when no model call recorded chat inputs.
     #[serde(skip)]
@@ -219,6 +292,7 @@ fn turn(index: usize, trace: &StoredTrace) -> Turn {
                 error: error_of(s),
             })
             .collect(),
+        assessments: info.assessments.iter().filter_map(assessment_of).collect(),
         history: first_call.and_then(|s| history_of(s)),
     }
 }

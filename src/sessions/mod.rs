@@ -7,7 +7,8 @@ mod time_arg;
 
 pub use analysis::human_duration;
 pub use analysis::{
-    analyze, Analysis, AnalysisSettings, Failure, Gap, RepeatedQuestion, ToolError, TurnTokens,
+    analyze, Analysis, AnalysisSettings, Failure, Gap, NegativeAssessment, RepeatedQuestion,
+    ToolError, TurnTokens,
 };
-pub use conversation::{conversation, Conversation, ToolCall, Turn};
+pub use conversation::{conversation, Conversation, ToolCall, Turn, TurnAssessment};
 pub use time_arg::parse_time;

@@ -41,6 +41,7 @@ pub fn forget_trace_in(tx: &Transaction<'_>, trace_id: &str) -> Result<(), Store
         "DELETE FROM log_records WHERE trace_id = ?1",
         "DELETE FROM trace_tags WHERE trace_id = ?1",
         "DELETE FROM trace_metadata WHERE trace_id = ?1",
+        "DELETE FROM assessments WHERE trace_id = ?1",
         "DELETE FROM traces WHERE trace_id = ?1",
     ] {
         tx.prepare_cached(sql)?.execute([trace_id])?;
@@ -148,6 +149,65 @@ impl StoreReader {
         forget_trace_in(&tx, trace_id)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Attach an assessment (MLflow's `Assessment` as proto3 JSON) to a trace: assigns its id and
+    /// times and returns it as stored.
+    pub fn create_assessment(
+        &self,
+        trace_id: &str,
+        mut body: serde_json::Value,
+    ) -> Result<serde_json::Value, StoreError> {
+        self.require_trace(trace_id)?;
+        let now = now_ms();
+        let id = format!("a-{:032x}", rand::random::<u128>());
+        let time = crate::render::rfc3339_millis(now);
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("assessment_id".into(), id.clone().into());
+            obj.insert("trace_id".into(), trace_id.into());
+            obj.entry("create_time")
+                .or_insert_with(|| time.clone().into());
+            obj.insert("last_update_time".into(), time.into());
+        }
+        let name = body
+            .get("assessment_name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("feedback")
+            .to_string();
+        self.connection().execute(
+            "INSERT INTO assessments (assessment_id, trace_id, name, created_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, trace_id, name, now, body.to_string()],
+        )?;
+        Ok(body)
+    }
+
+    /// One assessment of a trace.
+    pub fn assessment(
+        &self,
+        trace_id: &str,
+        assessment_id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let body: Option<String> = self
+            .connection()
+            .query_row(
+                "SELECT body FROM assessments WHERE trace_id = ?1 AND assessment_id = ?2",
+                params![trace_id, assessment_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+    }
+
+    /// Delete an assessment; returns whether it existed.
+    pub fn delete_assessment(
+        &self,
+        trace_id: &str,
+        assessment_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.connection().execute(
+            "DELETE FROM assessments WHERE trace_id = ?1 AND assessment_id = ?2",
+            params![trace_id, assessment_id],
+        )? > 0)
     }
 
     /// An experiment by id.

@@ -37,6 +37,8 @@ pub struct TraceInfo {
     pub trace_metadata: BTreeMap<String, String>,
     /// Trace tags (`mlflow.traceName`, resource attributes, …).
     pub tags: BTreeMap<String, String>,
+    /// Assessments (MLflow's `Assessment` proto3 JSON), oldest first.
+    pub assessments: Vec<Value>,
 }
 
 /// One stored span with native attribute values.
@@ -263,6 +265,15 @@ impl StoreReader {
     }
 
     fn load_metadata_and_tags(&self, info: &mut TraceInfo) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT body FROM assessments WHERE trace_id = ?1 ORDER BY created_ms, assessment_id",
+        )?;
+        let bodies = stmt
+            .query_map([&info.trace_id], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        for b in bodies {
+            info.assessments.push(serde_json::from_str(&b)?);
+        }
         for (table, target) in [
             ("trace_metadata", &mut info.trace_metadata),
             ("trace_tags", &mut info.tags),
@@ -323,6 +334,7 @@ fn info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TraceInfo> {
         client_request_id: r.get(7)?,
         trace_metadata,
         tags,
+        assessments: Vec::new(),
     })
 }
 

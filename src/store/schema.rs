@@ -173,6 +173,17 @@ CREATE TABLE export_stats (
     last_error_ms     INTEGER
 );
 "#,
+    // v3: assessments (feedback, expectations) attached to traces through MLflow's API.
+    r#"
+CREATE TABLE assessments (
+    assessment_id  TEXT PRIMARY KEY,              -- a-<32 hex>
+    trace_id       TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    created_ms     INTEGER NOT NULL,
+    body           TEXT NOT NULL                  -- MLflow's Assessment as proto3 JSON
+);
+CREATE INDEX assessments_trace ON assessments (trace_id, created_ms);
+"#,
 ];
 
 /// The schema version this binary writes.
