@@ -20,6 +20,7 @@ use super::{open_writer, Durability, StoreError};
 use crate::attributes::{any_to_json, attrs_to_json, parse_json_text};
 use crate::exporters::queue::{self, QueueTarget};
 use crate::ids::{is_valid_span_id, is_valid_trace_id, mlflow_trace_id};
+use crate::mapping::view::parse_json_full;
 use crate::mapping::{LogView, Mapper, SpanFacets, SpanView};
 use crate::pipeline::{ExportBatch, Payload};
 
@@ -212,15 +213,20 @@ struct WriteCtx<'a> {
     stats: WriteStats,
 }
 
-/// Attributes as stored: native JSON, with `mlflow.*` values that arrive as JSON text decoded once
-/// (MLflow's `sanitize_attributes`), so MLflow-native spans read back exactly as MLflow stores them.
-fn stored_attributes(attrs: &[KeyValue]) -> Map<String, Value> {
+/// Attributes as stored: native JSON, decoded the way MLflow decodes them.
+///
+/// The MLflow SDK writes every attribute as JSON text (`json.dumps`: `"\"hello\""`, `"7"`,
+/// `"{...}"`) and MLflow stores the decoded values, so spans from the MLflow SDK (`mlflow_sdk`)
+/// have every string value decoded once in full. For other producers only `mlflow.*` values that
+/// hold a JSON string, object or array are decoded (MLflow's receiver-side `sanitize_attributes`),
+/// and everything else is kept exactly as received.
+fn stored_attributes(attrs: &[KeyValue], mlflow_sdk: bool) -> Map<String, Value> {
     let mut map = attrs_to_json(attrs);
     for (key, value) in map.iter_mut() {
-        if !key.starts_with("mlflow.") {
-            continue;
-        }
-        if let Value::String(s) = value {
+        let Value::String(s) = value else { continue };
+        if mlflow_sdk {
+            *value = parse_json_full(s);
+        } else if key.starts_with("mlflow.") {
             let parsed = parse_json_text(s);
             if !parsed.is_string() || s.starts_with('"') {
                 *value = parsed;
@@ -228,6 +234,12 @@ fn stored_attributes(attrs: &[KeyValue]) -> Map<String, Value> {
         }
     }
     map
+}
+
+/// Whether spans under this resource and scope come from the MLflow tracing SDK.
+fn from_mlflow_sdk(resource: &Map<String, Value>, scope_name: &str) -> bool {
+    scope_name == "mlflow.tracing.provider"
+        || resource.get("telemetry.sdk.name").and_then(Value::as_str) == Some("mlflow")
 }
 
 impl WriteCtx<'_> {
@@ -250,6 +262,7 @@ impl WriteCtx<'_> {
                             scope_id,
                             resource: &resource,
                             scope_name,
+                            mlflow_sdk: from_mlflow_sdk(&resource, scope_name),
                         };
                         for span in &ss.spans {
                             self.span(span, &place)?;
@@ -343,7 +356,7 @@ impl WriteCtx<'_> {
             .status
             .as_ref()
             .map_or((0, ""), |s| (s.code, s.message.as_str()));
-        let attributes = stored_attributes(&span.attributes);
+        let attributes = stored_attributes(&span.attributes, place.mlflow_sdk);
         let events = events_json(span);
         let logs = self.logs_of(&trace_id, &span_id)?;
         let mapped = self.mapper.map(&SpanView {
@@ -579,6 +592,8 @@ struct SpanPlace<'a> {
     scope_id: i64,
     resource: &'a Map<String, Value>,
     scope_name: &'a str,
+    /// Spans of the MLflow tracing SDK (attribute values are JSON text).
+    mlflow_sdk: bool,
 }
 
 fn events_json(span: &Span) -> Vec<Value> {
@@ -752,4 +767,54 @@ fn recompute_trace(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value as Av, AnyValue};
+    use serde_json::json;
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(Av::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn attribute_decoding_follows_mlflow() {
+        let attrs = [
+            kv("mlflow.spanType", "\"AGENT\""),
+            kv("mlflow.spanLogLevel", "20"),
+            kv("x.int", "7"),
+            kv("x.str", "\"hello\""),
+            kv("x.dict", "{\"a\": 1}"),
+            kv("plain", "not json"),
+        ];
+        // The MLflow SDK writes JSON text everywhere: decode every value once.
+        let sdk = stored_attributes(&attrs, true);
+        assert_eq!(
+            Value::Object(sdk),
+            json!({"mlflow.spanType": "AGENT", "mlflow.spanLogLevel": 20, "x.int": 7,
+                   "x.str": "hello", "x.dict": {"a": 1}, "plain": "not json"})
+        );
+        // Other producers: only mlflow.* JSON strings/objects/arrays, the rest as received.
+        let other = stored_attributes(&attrs, false);
+        assert_eq!(
+            Value::Object(other),
+            json!({"mlflow.spanType": "AGENT", "mlflow.spanLogLevel": "20", "x.int": "7",
+                   "x.str": "\"hello\"", "x.dict": "{\"a\": 1}", "plain": "not json"})
+        );
+        let sdk_resource = json!({"telemetry.sdk.name": "mlflow"});
+        assert!(from_mlflow_sdk(sdk_resource.as_object().unwrap(), "x"));
+        assert!(from_mlflow_sdk(&Map::new(), "mlflow.tracing.provider"));
+        assert!(!from_mlflow_sdk(
+            &Map::new(),
+            "opentelemetry.instrumentation.openai"
+        ));
+    }
 }
