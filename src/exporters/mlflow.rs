@@ -49,7 +49,6 @@
 //! `MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`).
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
 use std::time::Duration;
 
 use base64::Engine;
@@ -504,7 +503,11 @@ impl MlflowExporter {
         };
         let finalize = self.settings.finalize && has_exported_root(trace);
         let raw = request.encode_to_vec();
-        let body = Bytes::from(if self.settings.gzip { gzip(&raw) } else { raw });
+        let body = Bytes::from(if self.settings.gzip {
+            super::gzip(&raw)
+        } else {
+            raw
+        });
         let mut re_resolved = false;
         loop {
             let experiment_id = self.experiment_for(trace).await?;
@@ -591,13 +594,6 @@ fn json_str(body: &str, path: &[&str]) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
-}
-
-fn gzip(raw: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    // Writing to a Vec cannot fail.
-    enc.write_all(raw).expect("gzip into memory");
-    enc.finish().expect("gzip into memory")
 }
 
 /// At most `max` characters, cut as MLflow truncates (`[:max-3] + "..."`).

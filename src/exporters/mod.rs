@@ -57,3 +57,18 @@ pub fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, Expo
         .build()
         .map_err(|e| ExportError::permanent(format!("cannot build HTTP client: {e}")))
 }
+
+/// gzip an export request body in memory.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec never fails, and finish() only reports the inner writer's errors.
+    #[allow(clippy::expect_used)]
+    {
+        enc.write_all(data).expect("gzip into a Vec");
+        enc.finish().expect("gzip into a Vec")
+    }
+}

@@ -22,7 +22,6 @@
 //! error too, so every trace carries the result of the request that carried it or would have.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -257,7 +256,7 @@ impl OtlpExporter {
                     .headers(headers.clone())
                     .header(CONTENT_TYPE, "application/x-protobuf");
                 if *gzip {
-                    body = gzip_bytes(&body);
+                    body = super::gzip(&body);
                     post = post.header(CONTENT_ENCODING, "gzip");
                 }
                 let response = post
@@ -600,16 +599,6 @@ fn grpc_metadata(headers: &BTreeMap<String, String>) -> Result<MetadataMap, Expo
         map.insert(key, value);
     }
     Ok(map)
-}
-
-fn gzip_bytes(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4 + 64),
-        flate2::Compression::default(),
-    );
-    // Writing to a Vec cannot fail.
-    encoder.write_all(data).expect("gzip into memory");
-    encoder.finish().expect("gzip into memory")
 }
 
 #[cfg(test)]
