@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run tracebridge's benchmarks (benches/*.rs, criterion, release build) and print one table.
-# Usage: scripts/bench.sh [BENCH_NAME ...]   (default: every bench; e.g. scripts/bench.sh pipeline)
+# Usage: scripts/bench.sh [BENCH_NAME ...]   (default: every bench: pipeline session_search forwarding)
 # Env: BENCH_ARGS (extra criterion args, default "--warm-up-time 1 --measurement-time 5").
 # Figures are wall-clock on this machine: compare runs side by side, not across machines.
 set -euo pipefail
@@ -8,9 +8,14 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 benches=("$@")
 if [[ ${#benches[@]} -eq 0 ]]; then
-    benches=(pipeline session_search)
+    benches=(pipeline session_search forwarding)
 fi
 for b in "${benches[@]}"; do
+    if [[ "$b" == forwarding ]]; then
+        # Not a criterion bench: it drives the real binary and prints its own table.
+        cargo bench --bench forwarding
+        continue
+    fi
     # shellcheck disable=SC2086 # BENCH_ARGS is meant to split
     cargo bench --bench "$b" -- ${BENCH_ARGS:---warm-up-time 1 --measurement-time 5} >&2
 done

@@ -82,10 +82,11 @@ pub struct SpanFacets {
     /// Token usage reported on this span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<TokenUsage>,
-    /// Request preview if this span were the trace's root (MLflow's rule over its inputs).
+    /// Root only: the request preview by MLflow's rule over its inputs (the fallback when a trace
+    /// has no chat exchange).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_preview: Option<String>,
-    /// Response preview if this span were the trace's root.
+    /// Root only: the response preview by MLflow's rule over its outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_preview: Option<String>,
     /// Last user message text of a model call's inputs (turn request preview candidate).

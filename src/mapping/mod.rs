@@ -161,13 +161,16 @@ impl Mapper {
                 .map(session::fit_session_id),
             user_id: session::find(view, &self.settings.user_keys, session::USER_KEYS),
             usage: merged.usage,
+            // MLflow's previews come from the root span only; other spans need none.
             request_preview: merged
                 .inputs
                 .as_ref()
+                .filter(|_| view.is_root)
                 .map(|v| mlflow_preview(v, Side::Request)),
             response_preview: merged
                 .outputs
                 .as_ref()
+                .filter(|_| view.is_root)
                 .map(|v| mlflow_preview(v, Side::Response)),
             chat_request: chat(&merged.inputs, Side::Request),
             chat_response: chat(&merged.outputs, Side::Response),
