@@ -41,6 +41,9 @@ use tonic_types::StatusExt;
 
 use super::to_otlp::{traces_to_otlp, OtlpOptions};
 use super::{parse_retry_after, ExportError, ExportFuture, Exporter};
+
+/// The header (and gRPC metadata key) naming a trace's MLflow experiment.
+const EXPERIMENT_HEADER: &str = "x-mlflow-experiment-id";
 use crate::store::StoredTrace;
 
 /// Default request size bound: 4 MiB, the default gRPC max message of common OTLP peers.
@@ -108,6 +111,10 @@ pub struct OtlpSettings {
     /// each stays at most this size. Traces are never split; one trace larger than this is sent
     /// alone. Default 4 MiB (the default gRPC message limit of Jaeger and the Collector).
     pub max_request_bytes: usize,
+    /// Send each trace's MLflow experiment as `x-mlflow-experiment-id` (requests never mix
+    /// experiments), so a downstream tracebridge or MLflow files traces where this one did. A
+    /// configured `x-mlflow-experiment-id` header wins.
+    pub forward_experiment_id: bool,
 }
 
 impl Default for OtlpSettings {
@@ -120,6 +127,7 @@ impl Default for OtlpSettings {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             drop_mapped: false,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            forward_experiment_id: true,
         }
     }
 }
@@ -149,6 +157,8 @@ pub struct OtlpExporter {
     options: OtlpOptions,
     max_request_bytes: usize,
     timeout: Duration,
+    /// Whether to send each trace's experiment id (off when a header fixes it).
+    forward_experiment_id: bool,
 }
 
 impl std::fmt::Debug for OtlpExporter {
@@ -210,11 +220,20 @@ impl OtlpExporter {
             },
             max_request_bytes: settings.max_request_bytes,
             timeout,
+            forward_experiment_id: settings.forward_experiment_id
+                && !settings
+                    .headers
+                    .keys()
+                    .any(|k| k.eq_ignore_ascii_case(EXPERIMENT_HEADER)),
         })
     }
 
     /// Send one request; `Ok` also for a partial success (logged).
-    async fn send(&self, request: ExportTraceServiceRequest) -> Result<(), ExportError> {
+    async fn send(
+        &self,
+        request: ExportTraceServiceRequest,
+        experiment_id: Option<&str>,
+    ) -> Result<(), ExportError> {
         let partial = match &self.transport {
             Transport::Grpc {
                 endpoint,
@@ -235,6 +254,9 @@ impl OtlpExporter {
                     .clone();
                 let mut request = tonic::Request::new(request);
                 *request.metadata_mut() = metadata.clone();
+                if let Some(value) = experiment_id.and_then(|e| e.parse().ok()) {
+                    request.metadata_mut().insert(EXPERIMENT_HEADER, value);
+                }
                 request.set_timeout(self.timeout);
                 client
                     .export(request)
@@ -255,6 +277,9 @@ impl OtlpExporter {
                     .post(url.clone())
                     .headers(headers.clone())
                     .header(CONTENT_TYPE, "application/x-protobuf");
+                if let Some(e) = experiment_id {
+                    post = post.header(EXPERIMENT_HEADER, e);
+                }
                 if *gzip {
                     body = super::gzip(&body);
                     post = post.header(CONTENT_ENCODING, "gzip");
@@ -291,7 +316,18 @@ impl Exporter for OtlpExporter {
         Box::pin(async move {
             let mut results = Vec::with_capacity(traces.len());
             let mut backing_off: Option<ExportError> = None;
-            for (count, request) in split_requests(traces, self.options, self.max_request_bytes) {
+            let groups = traces.chunk_by(|a, b| {
+                !self.forward_experiment_id || a.info.experiment_id == b.info.experiment_id
+            });
+            let requests = groups.flat_map(|group| {
+                let experiment = self
+                    .forward_experiment_id
+                    .then(|| group[0].info.experiment_id.as_str());
+                split_requests(group, self.options, self.max_request_bytes)
+                    .into_iter()
+                    .map(move |(count, request)| (count, request, experiment))
+            });
+            for (count, request, experiment) in requests {
                 let result = if let Some(e) = &backing_off {
                     Err(ExportError {
                         retry: e.retry,
@@ -303,7 +339,7 @@ impl Exporter for OtlpExporter {
                 } else if request.resource_spans.is_empty() {
                     Ok(()) // traces without spans: nothing to send
                 } else {
-                    let result = self.send(request).await;
+                    let result = self.send(request, experiment).await;
                     if let Err(e) = &result {
                         tracing::debug!(exporter = "otlp", endpoint = %self.target, traces = count, error = %e, "OTLP export failed");
                         if !e.is_permanent() {
@@ -1132,6 +1168,28 @@ mod tests {
     }
 
     // ---- against a real receiver ---------------------------------------------------------------
+
+    #[tokio::test]
+    async fn each_request_carries_its_traces_experiment() {
+        for protocol in [OtlpProtocol::Grpc, OtlpProtocol::Http] {
+            let peer = Peer::start(protocol, ack_all, 64 * 1024 * 1024).await;
+            let exp = exporter(protocol, peer.endpoint(), |_| {});
+            let mut traces = sample_traces();
+            traces[0].info.experiment_id = "7".into();
+            traces[1].info.experiment_id = "9".into();
+            assert_eq!(exp.export(&traces).await, vec![Ok(()), Ok(())]);
+            let experiments: Vec<String> = peer
+                .batches()
+                .iter()
+                .map(|b| b.experiment_id.clone())
+                .collect();
+            assert_eq!(
+                experiments,
+                ["7", "9"],
+                "{protocol:?}: one request per experiment"
+            );
+        }
+    }
 
     async fn assert_round_trip(
         protocol: OtlpProtocol,
