@@ -177,6 +177,15 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
     }
     // The receivers hold their own handles; dropping ours lets the stage stop once they finish.
     drop(pipeline);
+    let released = crate::exporters::queue::release_leases(
+        crate::store::StoreReader::open(&settings.store.path)?.connection(),
+    )?;
+    if released > 0 {
+        tracing::info!(
+            traces = released,
+            "re-queued traces claimed by a previous run"
+        );
+    }
     let export_workers = crate::exporters::worker::spawn(
         settings.store.path.clone(),
         workers,

@@ -111,6 +111,15 @@ pub fn claim(
     Ok(claims)
 }
 
+/// Release every claim. Leases only keep this process's workers apart, so at start-up none is
+/// held: claims left by a process that died (SIGKILL, power loss) become due again at once.
+pub fn release_leases(conn: &Connection) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE export_queue SET lease_until_ms = 0 WHERE lease_until_ms > 0",
+        [],
+    )?)
+}
+
 /// When the next row of `exporter` becomes due (None: the queue is empty).
 pub fn next_due_ms(conn: &Connection, exporter: &str) -> Result<Option<i64>, StoreError> {
     Ok(conn
@@ -341,6 +350,31 @@ mod tests {
             )
             .unwrap();
         assert_eq!((traces, spans), (2, 7));
+    }
+
+    #[test]
+    fn leases_of_a_dead_process_are_released_at_start() {
+        let mut conn = open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        enqueue(&tx, &target(0), "tr-1", 0).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            claim(&conn, "a", 10, Duration::from_secs(120), 0)
+                .unwrap()
+                .len(),
+            1
+        );
+        // The worker dies holding the claim; a restart a second later must not wait 2 minutes.
+        assert!(claim(&conn, "a", 10, Duration::from_secs(120), 1_000)
+            .unwrap()
+            .is_empty());
+        assert_eq!(release_leases(&conn).unwrap(), 1);
+        assert_eq!(
+            claim(&conn, "a", 10, Duration::from_secs(120), 1_000)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
