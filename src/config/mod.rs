@@ -146,6 +146,28 @@ mod tests {
     }
 
     #[test]
+    fn documented_exporter_examples_load_and_build() {
+        // The commented `exporters:` example in config/tracebridge.yaml, uncommented.
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tracebridge.yaml"),
+        )
+        .unwrap();
+        let example: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("# exporters:"))
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or("")))
+            .collect();
+        let mut f = tempfile::NamedTempFile::with_suffix(".yaml").unwrap();
+        f.write_all(example.as_bytes()).unwrap();
+        let s = load_with_env(Some(f.path()), []).unwrap();
+        assert_eq!(s.exporters.len(), 3, "{example}");
+        for (name, cfg) in &s.exporters {
+            crate::exporters::registry::build(name, cfg).unwrap();
+        }
+    }
+
+    #[test]
     fn shipped_example_config_matches_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tracebridge.yaml");
         let from_file = load_with_env(Some(&path), []).unwrap();
