@@ -67,36 +67,6 @@ pub fn json_to_any(v: &Value) -> AnyValue {
     AnyValue { value }
 }
 
-/// The value of attribute `key`, if present.
-pub fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
-    attrs
-        .iter()
-        .rev()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref())
-}
-
-/// Attribute `key` as a non-empty string. A string that is itself a JSON-encoded string (as MLflow's
-/// SDK writes them, `"\"abc\""`) is unwrapped; integers are printed.
-pub fn find_str(attrs: &[KeyValue], key: &str) -> Option<String> {
-    let s = match &find(attrs, key)?.value {
-        Some(Av::StringValue(s)) => unquote(s),
-        Some(Av::IntValue(i)) => i.to_string(),
-        _ => return None,
-    };
-    (!s.is_empty()).then_some(s)
-}
-
-/// Attribute `key` as JSON: kvlists and arrays natively, strings parsed when they hold JSON
-/// objects, arrays or strings (MLflow's encoded form), other strings as JSON strings.
-pub fn find_json(attrs: &[KeyValue], key: &str) -> Option<Value> {
-    let v = find(attrs, key)?;
-    Some(match &v.value {
-        Some(Av::StringValue(s)) => parse_json_text(s),
-        _ => any_to_json(v),
-    })
-}
-
 /// Parse `s` as JSON when it holds a JSON object, array or string; otherwise keep it a string.
 pub fn parse_json_text(s: &str) -> Value {
     let t = s.trim_start();
@@ -156,12 +126,17 @@ mod tests {
             kv("j", Av::StringValue("{\"x\":1}".into())),
             kv("t", Av::StringValue("{not json".into())),
         ];
-        assert_eq!(find_str(&attrs, "a").as_deref(), Some("sess-1"));
-        assert_eq!(find_str(&attrs, "b").as_deref(), Some("plain"));
-        assert_eq!(find_str(&attrs, "c").as_deref(), Some("7"));
-        assert_eq!(find_str(&attrs, "d"), None);
-        assert_eq!(find_str(&attrs, "missing"), None);
-        assert_eq!(find_json(&attrs, "j"), Some(serde_json::json!({"x": 1})));
-        assert_eq!(find_json(&attrs, "t"), Some(serde_json::json!("{not json")));
+        // The lookups every convention uses, over the native JSON the store keeps.
+        use crate::mapping::view::{value_json, value_str};
+        let map = attrs_to_json(&attrs);
+        let find_str = |k: &str| map.get(k).and_then(value_str);
+        let find_json = |k: &str| map.get(k).map(value_json);
+        assert_eq!(find_str("a").as_deref(), Some("sess-1"));
+        assert_eq!(find_str("b").as_deref(), Some("plain"));
+        assert_eq!(find_str("c").as_deref(), Some("7"));
+        assert_eq!(find_str("d"), None);
+        assert_eq!(find_str("missing"), None);
+        assert_eq!(find_json("j"), Some(serde_json::json!({"x": 1})));
+        assert_eq!(find_json("t"), Some(serde_json::json!("{not json")));
     }
 }

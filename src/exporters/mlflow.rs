@@ -48,6 +48,7 @@
 //! default to MLflow's own environment variables (`MLFLOW_TRACKING_TOKEN`,
 //! `MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD`).
 
+use crate::mapping::preview::truncate_to;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
@@ -596,16 +597,6 @@ fn json_str(body: &str, path: &[&str]) -> Option<String> {
     }
 }
 
-/// At most `max` characters, cut as MLflow truncates (`[:max-3] + "..."`).
-fn truncate_chars(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max - 3).collect();
-    out.push_str("...");
-    out
-}
-
 fn is_root(span: &StoredSpan) -> bool {
     span.parent_span_id.as_deref().is_none_or(str::is_empty)
 }
@@ -714,7 +705,7 @@ pub fn otlp_request(trace: &StoredTrace) -> Option<ExportTraceServiceRequest> {
             .tags
             .get(TRACE_NAME_TAG)
             .filter(|s| !s.is_empty())
-            .map(|n| truncate_chars(n, MAX_TRACE_NAME_CHARS)),
+            .map(|n| truncate_to(n, MAX_TRACE_NAME_CHARS)),
     };
     let spans: Vec<StoredSpan> = trace
         .spans
@@ -749,7 +740,7 @@ pub fn start_trace_body(trace: &StoredTrace, experiment_id: &str) -> Value {
         let v = if k == SESSION_KEY {
             fit_session_id(v.clone())
         } else {
-            truncate_chars(v, MAX_METADATA_VALUE_CHARS)
+            truncate_to(v, MAX_METADATA_VALUE_CHARS)
         };
         metadata.insert(k.clone(), v);
     }
@@ -764,7 +755,7 @@ pub fn start_trace_body(trace: &StoredTrace, experiment_id: &str) -> Value {
     for (k, v) in &info.tags {
         if k == TRACE_NAME_TAG {
             if !v.is_empty() {
-                tags.insert(k.clone(), truncate_chars(v, MAX_TRACE_NAME_CHARS));
+                tags.insert(k.clone(), truncate_to(v, MAX_TRACE_NAME_CHARS));
             }
         } else if !k.starts_with("mlflow.")
             && !resource_keys.contains(k.as_str())
@@ -783,7 +774,7 @@ pub fn start_trace_body(trace: &StoredTrace, experiment_id: &str) -> Value {
         );
         for key in ["request_preview", "response_preview"] {
             if let Some(Value::String(p)) = m.get(key) {
-                let p = truncate_chars(p, MAX_PREVIEW_CHARS);
+                let p = truncate_to(p, MAX_PREVIEW_CHARS);
                 m.insert(key.into(), Value::String(p));
             }
         }

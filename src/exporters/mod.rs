@@ -38,11 +38,6 @@ pub trait Exporter: Send + Sync {
     fn export<'a>(&'a self, traces: &'a [StoredTrace]) -> ExportFuture<'a>;
 }
 
-/// The same result for every trace of a batch sent as one request.
-pub fn same_for_all(n: usize, result: Result<(), ExportError>) -> Vec<Result<(), ExportError>> {
-    vec![result; n]
-}
-
 /// An HTTP client for exporters: rustls (ring) with the platform's trust store, HTTP/1.1 and
 /// HTTP/2, `timeout` per request. Installs the process-wide rustls crypto provider on first use.
 pub fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, ExportError> {

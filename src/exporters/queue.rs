@@ -4,19 +4,12 @@
 //! restarts and SIGKILL. Workers claim due rows with a lease, send the traces, and then delete,
 //! back off, or dead-letter them.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
 use super::ExportError;
 use crate::store::StoreError;
-
-/// Milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// What the store writer needs to know about one exporter to enqueue traces for it.
 #[derive(Debug, Clone, PartialEq, Eq)]

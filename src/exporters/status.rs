@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use super::queue::now_ms;
+use crate::store::now_ms;
 use crate::store::StoreError;
 
 /// One exporter's queue and delivery counters.

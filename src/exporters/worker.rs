@@ -109,7 +109,7 @@ impl Worker {
             .flatten()
             .map_or(IDLE_POLL, |due| {
                 Duration::from_millis(
-                    (due - queue::now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64,
+                    (due - crate::store::now_ms()).clamp(1, IDLE_POLL.as_millis() as i64) as u64,
                 )
             });
             tokio::select! {
@@ -129,7 +129,7 @@ impl Worker {
             self.cfg.lease,
         );
         let (claims, traces) = with_store(reader, &self.store_path, move |r| {
-            let claims = queue::claim(r.connection(), &name, limit, lease, queue::now_ms())?;
+            let claims = queue::claim(r.connection(), &name, limit, lease, crate::store::now_ms())?;
             let mut traces: Vec<Option<StoredTrace>> = Vec::with_capacity(claims.len());
             for c in &claims {
                 traces.push(r.trace(&c.trace_id)?);
@@ -185,7 +185,7 @@ impl Worker {
                 &outcomes,
                 &policy,
                 forget,
-                queue::now_ms(),
+                crate::store::now_ms(),
             )
         })
         .await?;

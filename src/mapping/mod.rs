@@ -38,7 +38,7 @@ pub use view::{LogView, SpanView};
 
 use serde_json::{json, Map, Value};
 
-use preview::{chat_text, mlflow_preview, truncate, Side};
+use preview::{chat_text, mlflow_preview, truncate, truncate_to, Side};
 
 /// One convention's rules.
 type Rules = fn(&SpanView<'_>) -> Extract;
@@ -191,16 +191,6 @@ fn fallback_type(view: &SpanView<'_>) -> Option<SpanType> {
     } else {
         None
     }
-}
-
-/// Truncate to `max` characters as MLflow does (`[:max-3] + "..."`).
-fn truncate_to(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max - 3).collect();
-    out.push_str("...");
-    out
 }
 
 #[cfg(test)]

@@ -25,10 +25,17 @@ pub fn mlflow_preview(value: &Value, side: Side) -> String {
 
 /// Truncate to [`PREVIEW_MAX_CHARS`] characters the way MLflow does.
 pub fn truncate(s: &str) -> String {
-    if s.chars().count() <= PREVIEW_MAX_CHARS {
+    truncate_to(s, PREVIEW_MAX_CHARS)
+}
+
+/// At most `max` characters, cut as MLflow cuts previews, metadata and names:
+/// `[:max-3] + "..."`.
+pub fn truncate_to(s: &str, max: usize) -> String {
+    // Byte length bounds the character count: most texts need no counting at all.
+    if s.len() <= max || s.chars().count() <= max {
         return s.to_string();
     }
-    let mut out: String = s.chars().take(PREVIEW_MAX_CHARS - 3).collect();
+    let mut out: String = s.chars().take(max.saturating_sub(3)).collect();
     out.push_str("...");
     out
 }

@@ -1,12 +1,10 @@
 //! The few writes the API makes besides ingest: trace tags, trace deletion, experiments.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
 
-use super::{StoreError, StoreReader};
+use super::{now_ms, StoreError, StoreReader};
 
 /// An MLflow experiment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,12 +45,6 @@ pub fn forget_trace_in(tx: &Transaction<'_>, trace_id: &str) -> Result<(), Store
         tx.prepare_cached(sql)?.execute([trace_id])?;
     }
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn experiment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Experiment> {

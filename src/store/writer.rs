@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::Hasher;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
@@ -16,7 +16,7 @@ use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::{json, Map, Value};
 
 use super::summary::{summarize, SpanRow};
-use super::{open_writer, Durability, StoreError};
+use super::{now_ms, open_writer, Durability, StoreError};
 use crate::attributes::{any_to_json, attrs_to_json, parse_json_text};
 use crate::exporters::queue::{self, QueueTarget};
 use crate::ids::{is_valid_span_id, is_valid_trace_id, mlflow_trace_id};
@@ -644,12 +644,6 @@ fn digest(domain: &[u8], parts: &[&[u8]]) -> [u8; 16] {
         chunk.copy_from_slice(&h.finish().to_le_bytes());
     }
     out
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Recompute the `traces` row and derived tags of one trace from its stored spans.
