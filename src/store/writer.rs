@@ -152,6 +152,7 @@ impl StoreWriter {
             touched: BTreeMap::new(),
             logged_spans: BTreeSet::new(),
             written_spans: HashSet::new(),
+            traces_with_logs: HashMap::new(),
             stats: WriteStats::default(),
         };
         for batch in batches {
@@ -210,6 +211,9 @@ struct WriteCtx<'a> {
     logged_spans: BTreeSet<(String, String)>,
     /// (trace id, span id) of spans written (and so mapped with their logs) in this transaction.
     written_spans: HashSet<(String, String)>,
+    /// Whether a trace has any log record (asked once per trace and transaction: logs are
+    /// written first, so the answer holds for all its spans).
+    traces_with_logs: HashMap<String, bool>,
     stats: WriteStats,
 }
 
@@ -358,7 +362,11 @@ impl WriteCtx<'_> {
             .map_or((0, ""), |s| (s.code, s.message.as_str()));
         let attributes = stored_attributes(&span.attributes, place.mlflow_sdk);
         let events = events_json(span);
-        let logs = self.logs_of(&trace_id, &span_id)?;
+        let logs = if self.trace_has_logs(&trace_id)? {
+            self.logs_of(&trace_id, &span_id)?
+        } else {
+            Vec::new()
+        };
         let mapped = self.mapper.map(&SpanView {
             name: &span.name,
             is_root: parent.is_none(),
@@ -423,6 +431,18 @@ impl WriteCtx<'_> {
             .entry(trace_id)
             .or_insert_with(|| place.experiment_id.to_string());
         Ok(())
+    }
+
+    fn trace_has_logs(&mut self, trace_id: &str) -> Result<bool, StoreError> {
+        if let Some(has) = self.traces_with_logs.get(trace_id) {
+            return Ok(*has);
+        }
+        let has: bool = self
+            .tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM log_records WHERE trace_id = ?1)")?
+            .query_row([trace_id], |r| r.get(0))?;
+        self.traces_with_logs.insert(trace_id.to_string(), has);
+        Ok(has)
     }
 
     /// Log records joined to a span, in time order.
