@@ -10,6 +10,7 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
 use tracebridge::mapping::{Mapper, SpanView};
+use tracebridge::pipeline::stage::Orchestrator;
 use tracebridge::pipeline::{ExportBatch, Payload};
 use tracebridge::store::{Durability, StoreWriter};
 
@@ -143,7 +144,8 @@ fn bench_commit(c: &mut Criterion) {
         ("full_8_requests", Durability::Full, 8),
     ] {
         let path = dir.path().join(format!("{name}.db"));
-        let mut writer = StoreWriter::open(&path, durability).expect("open store");
+        let mut writer =
+            Orchestrator::new(StoreWriter::open(&path, durability).expect("open store"));
         let mut seq = 0u64;
         group.throughput(Throughput::Elements(SPANS_PER_REQUEST as u64 * group_size));
         group.bench_function(name, |b| {
@@ -156,7 +158,7 @@ fn bench_commit(c: &mut Criterion) {
                         })
                         .collect::<Vec<_>>()
                 },
-                |batches| writer.write(&batches).expect("write"),
+                |mut batches| writer.handle(&mut batches).expect("write"),
                 BatchSize::SmallInput,
             )
         });

@@ -13,6 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use tracebridge::pipeline::stage::Orchestrator;
 use tracebridge::pipeline::{ExportBatch, Payload};
 use tracebridge::store::{Durability, SearchRequest, SessionQuery, StoreReader, StoreWriter};
 
@@ -102,7 +103,8 @@ fn build_store() -> PathBuf {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     let started = Instant::now();
-    let mut writer = StoreWriter::open(&path, Durability::Normal).expect("open store");
+    let mut writer =
+        Orchestrator::new(StoreWriter::open(&path, Durability::Normal).expect("open store"));
     let mut t = 0;
     while t < TRACES {
         let spans: Vec<Span> = (t..(t + TRACES_PER_REQUEST).min(TRACES))
@@ -124,7 +126,7 @@ fn build_store() -> PathBuf {
                 }],
             }),
         };
-        writer.write(&[batch]).expect("write");
+        writer.handle(&mut [batch]).expect("write");
         t += TRACES_PER_REQUEST;
     }
     eprintln!(

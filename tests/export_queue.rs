@@ -13,6 +13,7 @@ use tracebridge::exporters::queue::{QueueTarget, RetryPolicy};
 use tracebridge::exporters::status::{dead_letters, status};
 use tracebridge::exporters::worker::{spawn, WorkerConfig};
 use tracebridge::exporters::{ExportError, ExportFuture, Exporter};
+use tracebridge::pipeline::stage::Orchestrator;
 use tracebridge::pipeline::{ExportBatch, Payload};
 use tracebridge::store::{Durability, StoreReader, StoreWriter, StoredTrace};
 
@@ -99,9 +100,11 @@ async fn transient_failures_retry_permanent_ones_dead_letter() {
         settle_ms: 0,
         settle_max_ms: 0,
     };
-    let mut writer = StoreWriter::open(&path, Durability::Normal)
-        .unwrap()
-        .with_exports(vec![(target, 1_000)], commits_tx);
+    let mut writer = Orchestrator::new(
+        StoreWriter::open(&path, Durability::Normal)
+            .unwrap()
+            .with_exports(vec![(target, 1_000)], commits_tx),
+    );
     let exporter = Arc::new(Flaky {
         transient: 3,
         calls: AtomicUsize::new(0),
@@ -127,12 +130,12 @@ async fn transient_failures_retry_permanent_ones_dead_letter() {
         stop_rx,
     );
     writer
-        .write(&[batch(1, &["root", "child"]), batch(2, &["root"])])
+        .handle(&mut [batch(1, &["root", "child"]), batch(2, &["root"])])
         .unwrap();
-    writer.write(&[batch(3, &["poison"])]).unwrap();
+    writer.handle(&mut [batch(3, &["poison"])]).unwrap();
     // A late span of trace 1 after (possibly) its first delivery: sent again in full.
     writer
-        .write(&[batch(1, &["root", "child", "late"])])
+        .handle(&mut [batch(1, &["root", "child", "late"])])
         .unwrap();
 
     let reader = StoreReader::open(&path).unwrap();

@@ -12,6 +12,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use serde_json::Value;
+use tracebridge::pipeline::stage::Orchestrator;
 use tracebridge::pipeline::{ExportBatch, Payload};
 use tracebridge::store::{Durability, SearchRequest, StoreReader, StoreWriter, StoredTrace};
 
@@ -118,10 +119,10 @@ fn trace_ids_of(batch: &ExportBatch) -> Vec<String> {
 }
 
 /// Write the set one request per commit, in `order`; returns (scenario prefix → trace id).
-fn ingest(writer: &mut StoreWriter, files: &[(String, ExportBatch)]) -> Vec<(String, String)> {
+fn ingest(writer: &mut Orchestrator, files: &[(String, ExportBatch)]) -> Vec<(String, String)> {
     let mut scenarios = Vec::new();
     for (name, batch) in files {
-        writer.write(std::slice::from_ref(batch)).unwrap();
+        writer.handle(&mut [batch.clone()]).unwrap();
         for id in trace_ids_of(batch) {
             scenarios.push((name[..2].to_string(), id));
         }
@@ -162,7 +163,7 @@ fn check_set(set: &FixtureSet, logs_late: bool) {
     }
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("tb.db");
-    let mut writer = StoreWriter::open(&path, Durability::Normal).unwrap();
+    let mut writer = Orchestrator::new(StoreWriter::open(&path, Durability::Normal).unwrap());
     let scenarios = ingest(&mut writer, &files);
     let reader = StoreReader::open(&path).unwrap();
     let ctx = format!("{} (logs late: {logs_late})", set.dir);

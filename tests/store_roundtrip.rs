@@ -5,6 +5,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{status, ResourceSpans, ScopeSpans, Span, Status};
+use tracebridge::pipeline::stage::Orchestrator;
 use tracebridge::pipeline::{ExportBatch, Payload};
 use tracebridge::store::{Durability, SearchRequest, StoreReader, StoreWriter};
 
@@ -58,10 +59,10 @@ fn batch(spans: Vec<Span>) -> ExportBatch {
     }
 }
 
-fn store() -> (tempfile::TempDir, StoreWriter, StoreReader) {
+fn store() -> (tempfile::TempDir, Orchestrator, StoreReader) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tb.db");
-    let writer = StoreWriter::open(&path, Durability::Normal).unwrap();
+    let writer = Orchestrator::new(StoreWriter::open(&path, Durability::Normal).unwrap());
     let reader = StoreReader::open(&path).unwrap();
     (dir, writer, reader)
 }
@@ -76,15 +77,15 @@ fn child_first_split_delivery_with_duplicate_gives_one_complete_trace() {
         "session.id",
         any_value::Value::StringValue("sess-1".into()),
     ));
-    w.write(&[batch(vec![grandchild.clone()])]).unwrap();
+    w.handle(&mut [batch(vec![grandchild.clone()])]).unwrap();
     let info = r.trace_info(&id).unwrap().unwrap();
     assert_eq!(info.state, "IN_PROGRESS");
     assert_eq!(info.trace_metadata["mlflow.trace.session"], "sess-1");
 
     let child = span(2, Some(1), 1_000_010, 1_000_040);
-    w.write(&[batch(vec![child.clone()])]).unwrap();
+    w.handle(&mut [batch(vec![child.clone()])]).unwrap();
     // The same request delivered twice (a client retry after a lost acknowledgement).
-    w.write(&[batch(vec![child])]).unwrap();
+    w.handle(&mut [batch(vec![child])]).unwrap();
     let t = r.trace(&id).unwrap().unwrap();
     assert_eq!((t.info.state.as_str(), t.spans.len()), ("IN_PROGRESS", 2));
 
@@ -93,7 +94,7 @@ fn child_first_split_delivery_with_duplicate_gives_one_complete_trace() {
         code: status::StatusCode::Error as i32,
         message: "boom".into(),
     });
-    w.write(&[batch(vec![root]), batch(vec![grandchild])])
+    w.handle(&mut [batch(vec![root]), batch(vec![grandchild])])
         .unwrap();
     let t = r.trace(&id).unwrap().unwrap();
     assert_eq!(t.info.state, "ERROR");
@@ -132,7 +133,7 @@ fn attribute_values_round_trip_natively() {
             }),
         ),
     ];
-    w.write(&[batch(vec![s])]).unwrap();
+    w.handle(&mut [batch(vec![s])]).unwrap();
     let t = r
         .trace(&tracebridge::ids::mlflow_trace_id(&TRACE))
         .unwrap()
@@ -155,7 +156,7 @@ fn search_by_session_and_paging() {
         let sess = if i % 2 == 0 { "even" } else { "odd" };
         s.attributes
             .push(kv("session.id", any_value::Value::StringValue(sess.into())));
-        w.write(&[batch(vec![s])]).unwrap();
+        w.handle(&mut [batch(vec![s])]).unwrap();
     }
     let page = r
         .search(&SearchRequest {

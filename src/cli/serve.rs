@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use crate::config::{LogFormat, Settings};
 use crate::exporters::worker::WorkerConfig;
-use crate::pipeline::stage::{self, StageSettings};
+use crate::pipeline::stage::{self, Orchestrator, StageSettings};
+use crate::pipeline::Processors;
 use crate::receivers::ReceiverSettings;
 use crate::store::StoreWriter;
 
@@ -121,10 +122,14 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
         .map(|(name, c)| (c.target(name), c.queue.max_queued_traces))
         .collect();
     let writer = StoreWriter::open(&settings.store.path, settings.store.durability)?
-        .with_mapper(crate::mapping::Mapper::new(settings.mapping.clone()))
         .with_exports(targets, commits_tx);
+    let processors = Processors::from_config(&settings.pipeline.processors)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let orchestrator = Orchestrator::new(writer)
+        .with_mapper(crate::mapping::Mapper::new(settings.mapping.clone()))
+        .with_processors(processors);
     let (pipeline, stage) = stage::spawn(
-        writer,
+        orchestrator,
         StageSettings {
             queue_capacity: settings.pipeline.queue_capacity,
             max_batches_per_commit: settings.pipeline.max_batches_per_commit,

@@ -132,6 +132,8 @@ pub struct PipelineSettings {
     pub queue_capacity: usize,
     /// Most batches committed in one SQLite transaction.
     pub max_batches_per_commit: usize,
+    /// Processors applied in order to every batch before it is mapped, stored or forwarded.
+    pub processors: Vec<crate::pipeline::ProcessorConfig>,
 }
 
 impl Default for PipelineSettings {
@@ -140,6 +142,7 @@ impl Default for PipelineSettings {
         Self {
             queue_capacity: d.queue_capacity,
             max_batches_per_commit: d.max_batches_per_commit,
+            processors: Vec::new(),
         }
     }
 }
@@ -190,6 +193,8 @@ impl Settings {
                 "receivers.default_experiment_id must not be empty".into(),
             ));
         }
+        crate::pipeline::Processors::from_config(&self.pipeline.processors)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if !self.store.enabled && !self.exporters.values().any(|e| e.enabled) {
             return Err(ConfigError::Invalid(
                 "store.enabled is false and no exporter is enabled: traces would go nowhere".into(),

@@ -18,6 +18,8 @@ mod facets;
 pub mod messages;
 mod mlflow_native;
 pub mod preview;
+pub mod received;
+pub mod rows;
 pub mod session;
 pub mod view;
 

@@ -1,16 +1,23 @@
-//! The pipeline seam between receivers and sinks.
+//! The pipeline: the orchestrator between receivers and sinks.
 //!
 //! Receivers call [`Pipeline::submit`] with a decoded [`ExportBatch`]. The batch travels through a
-//! bounded channel to the [`stage`] thread, whose store writer maps it ([`crate::mapping`], joining
-//! log records to their spans) and commits it; only then does `submit` return `Ok`. That commit is tracebridge's durability point: a
-//! request is acknowledged to the client only once its data is in SQLite.
+//! bounded channel (admission: full → "retry later") to the [`stage`] thread, which runs each
+//! group of batches through the configured [`processor`]s, then the [`map`] step
+//! ([`crate::mapping`], joining log records to their spans), and hands the mapped rows to the
+//! store; only after the commit does `submit` return `Ok`. That commit is tracebridge's
+//! durability point: a request is acknowledged to the client only once its data is in SQLite.
 
+pub mod attribute_filter;
 mod batch;
 mod error;
+mod history;
+pub mod map;
+pub mod processor;
 pub mod stage;
 
 pub use batch::{ExportBatch, Payload};
 pub use error::PipelineError;
+pub use processor::{Processor, ProcessorConfig, Processors};
 
 use tokio::sync::{mpsc, oneshot};
 

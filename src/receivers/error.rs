@@ -205,9 +205,10 @@ pub fn classify(err: &ReceiveError) -> Classification {
             http_status: StatusCode::SERVICE_UNAVAILABLE,
             grpc_code: Code::Unavailable,
             retryable: true,
-            retry_after: Some(match e {
-                PipelineError::Full { .. } => RETRY_AFTER_FULL,
-                _ => RETRY_AFTER_UNAVAILABLE,
+            retry_after: Some(if e.is_saturation() {
+                RETRY_AFTER_FULL
+            } else {
+                RETRY_AFTER_UNAVAILABLE
             }),
         },
         ReceiveError::Pipeline(_) => permanent(StatusCode::INTERNAL_SERVER_ERROR, Code::Internal),
@@ -339,7 +340,8 @@ mod tests {
                 Some(5),
             ),
             (
-                PipelineError::Store("disk I/O error".into()).into(),
+                PipelineError::from(crate::store::StoreError::Worker("disk I/O error".into()))
+                    .into(),
                 503,
                 Code::Unavailable,
                 true,

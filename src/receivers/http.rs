@@ -710,7 +710,11 @@ mod tests {
 
     #[tokio::test]
     async fn pipeline_failures_are_503_with_retry_after() {
-        let fake = FakePipeline::failing(|| PipelineError::Store("database is locked".into()));
+        let fake = FakePipeline::failing(|| {
+            PipelineError::from(crate::store::StoreError::Worker(
+                "database is locked".into(),
+            ))
+        });
         let server = start(fake.pipeline(), mib(1)).await;
         let pb = trace_request(vec![span(&T, &S, &[])]).encode_to_vec();
         let reply = server
@@ -720,7 +724,10 @@ mod tests {
         assert_eq!(reply.header("retry-after"), Some("5"));
         let status = reply.status_pb();
         assert_eq!(status.code, 14);
-        assert_eq!(status.message, "store commit failed: database is locked");
+        assert_eq!(
+            status.message,
+            "store commit failed: store task failed: database is locked"
+        );
         assert_eq!(
             status.details[0].type_url,
             "type.googleapis.com/google.rpc.RetryInfo"

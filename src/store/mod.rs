@@ -5,6 +5,7 @@
 
 mod edits;
 mod error;
+pub mod export_queue;
 mod reader;
 pub mod schema;
 mod sessions;
@@ -18,7 +19,7 @@ pub use reader::{
 };
 pub use sessions::{SessionOrder, SessionPage, SessionQuery, SessionSummary};
 pub use summary::{summarize, turn_exchange, Exchange, TraceSummary, TurnCandidate};
-pub use writer::StoreWriter;
+pub use writer::{StoreWriter, WriteStats};
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,28 +1,20 @@
-//! The store's single writer: maps and upserts spans idempotently on (trace id, span id), stores
-//! log records and joins them to their spans (whichever arrives first), and recomputes the trace
-//! info of every trace a commit touched.
+//! The store's single writer: persists the pipeline's mapped rows in one transaction per group —
+//! log records (idempotent on their digest), spans (upserted on (trace id, span id)), re-mapped
+//! spans — and recomputes the trace info of every trace the group touched. It also answers the
+//! pipeline's join look-ups (log records and stored span inputs kept by earlier groups).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::Hasher;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
+use super::export_queue::{self, QueueTarget};
 use super::summary::{summarize, SpanRow};
 use super::{now_ms, open_writer, Durability, StoreError};
-use crate::attributes::{any_to_json, attrs_to_json, parse_json_text};
-use crate::exporters::queue::{self, QueueTarget};
-use crate::ids::{is_valid_span_id, is_valid_trace_id, mlflow_trace_id};
-use crate::mapping::view::parse_json_full;
-use crate::mapping::{LogView, Mapper, SpanFacets, SpanView};
-use crate::pipeline::{ExportBatch, Payload};
+use crate::mapping::rows::{log_event_name, LogRow, MappedBatch, MappedSpan, SpanSource};
+use crate::mapping::{LogView, SpanFacets};
 
 /// What one commit wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,7 +37,6 @@ pub struct StoreWriter {
     conn: rusqlite::Connection,
     /// Digest → id of resources and scopes known to be committed.
     interned: HashMap<[u8; 16], i64>,
-    mapper: Mapper,
     exports: Exports,
 }
 
@@ -76,7 +67,6 @@ impl StoreWriter {
         Self {
             conn,
             interned: HashMap::new(),
-            mapper: Mapper::default(),
             exports: Exports::default(),
         }
     }
@@ -98,7 +88,7 @@ impl StoreWriter {
     }
 
     /// Err when an exporter's queue is full (checked against depths at most a second old).
-    fn check_backpressure(&mut self) -> Result<(), StoreError> {
+    pub fn check_backpressure(&mut self) -> Result<(), StoreError> {
         if self.exports.targets.is_empty() {
             return Ok(());
         }
@@ -107,7 +97,7 @@ impl StoreWriter {
             .depths_at
             .is_none_or(|at| at.elapsed() >= DEPTH_REFRESH);
         if stale {
-            self.exports.depths = queue::depths(&self.conn)?.into_iter().collect();
+            self.exports.depths = export_queue::depths(&self.conn)?.into_iter().collect();
             self.exports.depths_at = Some(Instant::now());
         }
         for (name, max) in &self.exports.max_queued {
@@ -125,53 +115,51 @@ impl StoreWriter {
         Ok(())
     }
 
-    /// Use `mapper` (configured extra session/user keys) for the spans this writer stores.
-    pub fn with_mapper(mut self, mapper: Mapper) -> Self {
-        self.mapper = mapper;
-        self
-    }
-
     /// The underlying connection (tests and benchmarks read through it).
     pub fn connection(&self) -> &rusqlite::Connection {
         &self.conn
     }
 
-    /// Map and write every batch in one transaction: all or nothing. Log records are written
-    /// first so spans of the same commit see them; spans stored earlier whose log records arrive
-    /// now are re-mapped.
-    pub fn write(&mut self, batches: &[ExportBatch]) -> Result<WriteStats, StoreError> {
-        self.check_backpressure()?;
+    /// Persist one group's rows in one transaction: all or nothing.
+    pub fn persist(&mut self, batch: &MappedBatch) -> Result<WriteStats, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut ctx = WriteCtx {
             tx: &tx,
             known: &self.interned,
-            mapper: &self.mapper,
             new: HashMap::new(),
             touched: BTreeMap::new(),
-            logged_spans: BTreeSet::new(),
-            written_spans: HashSet::new(),
-            traces_with_logs: HashMap::new(),
             stats: WriteStats::default(),
         };
-        for batch in batches {
-            if let Payload::Logs(_) = batch.payload {
-                ctx.write_batch(batch)?;
-            }
+        for log in &batch.logs {
+            ctx.log_record(log)?;
         }
-        for batch in batches {
-            if let Payload::Traces(_) = batch.payload {
-                ctx.write_batch(batch)?;
-            }
+        for span in &batch.spans {
+            ctx.span(span)?;
         }
-        ctx.remap_logged_spans()?;
+        for r in &batch.remapped {
+            tx.prepare_cached(
+                "UPDATE spans SET mapped = ?3, facets = ?4, span_type = ?5
+                 WHERE trace_id = ?1 AND span_id = ?2",
+            )?
+            .execute(params![
+                r.trace_id,
+                r.span_id,
+                Value::Object(r.mapped.clone()).to_string(),
+                serde_json::to_string(&r.facets)?,
+                r.facets.span_type,
+            ])?;
+            ctx.touched
+                .entry(r.trace_id.clone())
+                .or_insert_with(|| r.experiment_id.to_string());
+        }
         let touched = std::mem::take(&mut ctx.touched);
         let mut experiments: BTreeSet<&str> = BTreeSet::new();
         let now = now_ms();
         for (trace_id, experiment_id) in &touched {
             recompute_trace(&tx, trace_id, experiment_id)?;
-            queue::enqueue(&tx, &self.exports.targets, trace_id, now)?;
+            export_queue::enqueue(&tx, &self.exports.targets, trace_id, now)?;
             experiments.insert(experiment_id);
         }
         // Experiments named by x-mlflow-experiment-id exist from their first trace on.
@@ -197,98 +185,123 @@ impl StoreWriter {
         }
         Ok(stats)
     }
+
+    /// Whether any log record of `trace_id` is stored.
+    pub fn has_logs(&self, trace_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM log_records WHERE trace_id = ?1)")?
+            .query_row([trace_id], |r| r.get(0))?)
+    }
+
+    /// Whether a log record with this digest is stored.
+    pub fn has_log(&self, digest: &[u8; 16]) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM log_records WHERE digest = ?1)")?
+            .query_row([&digest[..]], |r| r.get(0))?)
+    }
+
+    /// Stored log records joined to a span, in time order: (digest, time ns, view).
+    pub fn logs_of(
+        &self,
+        trace_id: &str,
+        span_id: &str,
+    ) -> Result<Vec<([u8; 16], i64, LogView)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT digest, time_unix_nano, event_name, body, attributes FROM log_records
+             WHERE trace_id = ?1 AND span_id = ?2 ORDER BY time_unix_nano, log_id",
+        )?;
+        let rows = stmt.query_map(params![trace_id, span_id], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut logs = Vec::new();
+        for row in rows {
+            let (digest, time, event_name, body, attributes) = row?;
+            let attributes: Map<String, Value> = serde_json::from_str(&attributes)?;
+            let mut d = [0u8; 16];
+            if digest.len() == 16 {
+                d.copy_from_slice(&digest);
+            }
+            logs.push((
+                d,
+                time,
+                LogView {
+                    event_name: log_event_name(&event_name, &attributes),
+                    body: body
+                        .map(|b| serde_json::from_str(&b))
+                        .transpose()?
+                        .unwrap_or(Value::Null),
+                    attributes,
+                },
+            ));
+        }
+        Ok(logs)
+    }
+
+    /// The stored inputs of a span's mapping, if the span is stored.
+    pub fn span_source(
+        &self,
+        trace_id: &str,
+        span_id: &str,
+    ) -> Result<Option<SpanSource>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT s.name, s.parent_span_id IS NULL, s.status_code, s.attributes,
+                        s.events, r.attributes, sc.name, s.experiment_id
+                 FROM spans s
+                 JOIN resources r ON r.resource_id = s.resource_id
+                 JOIN scopes sc ON sc.scope_id = s.scope_id
+                 WHERE s.trace_id = ?1 AND s.span_id = ?2",
+            )?
+            .query_row(params![trace_id, span_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, i32>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                ))
+            })
+            .optional()?;
+        let Some((name, is_root, status_code, attrs, events, resource, scope, experiment)) = row
+        else {
+            return Ok(None);
+        };
+        Ok(Some(SpanSource {
+            name,
+            is_root,
+            status_code,
+            attributes: serde_json::from_str(&attrs)?,
+            events: serde_json::from_str(&events)?,
+            resource: serde_json::from_str(&resource)?,
+            scope_name: scope,
+            experiment_id: experiment,
+        }))
+    }
 }
 
 struct WriteCtx<'a> {
     tx: &'a Transaction<'a>,
     known: &'a HashMap<[u8; 16], i64>,
-    mapper: &'a Mapper,
     /// Ids interned by this transaction (only cached once it commits).
     new: HashMap<[u8; 16], i64>,
     /// MLflow trace id → experiment id of traces whose spans changed.
     touched: BTreeMap<String, String>,
-    /// (trace id, span id) of spans that got new log records in this transaction.
-    logged_spans: BTreeSet<(String, String)>,
-    /// (trace id, span id) of spans written (and so mapped with their logs) in this transaction.
-    written_spans: HashSet<(String, String)>,
-    /// Whether a trace has any log record (asked once per trace and transaction: logs are
-    /// written first, so the answer holds for all its spans).
-    traces_with_logs: HashMap<String, bool>,
     stats: WriteStats,
 }
 
-/// Attributes as stored: native JSON, decoded the way MLflow decodes them.
-///
-/// The MLflow SDK writes every attribute as JSON text (`json.dumps`: `"\"hello\""`, `"7"`,
-/// `"{...}"`) and MLflow stores the decoded values, so spans from the MLflow SDK (`mlflow_sdk`)
-/// have every string value decoded once in full. For other producers only `mlflow.*` values that
-/// hold a JSON string, object or array are decoded (MLflow's receiver-side `sanitize_attributes`),
-/// and everything else is kept exactly as received.
-fn stored_attributes(attrs: &[KeyValue], mlflow_sdk: bool) -> Map<String, Value> {
-    let mut map = attrs_to_json(attrs);
-    for (key, value) in map.iter_mut() {
-        let Value::String(s) = value else { continue };
-        if mlflow_sdk {
-            *value = parse_json_full(s);
-        } else if key.starts_with("mlflow.") {
-            let parsed = parse_json_text(s);
-            if !parsed.is_string() || s.starts_with('"') {
-                *value = parsed;
-            }
-        }
-    }
-    map
-}
-
-/// Whether spans under this resource and scope come from the MLflow tracing SDK.
-fn from_mlflow_sdk(resource: &Map<String, Value>, scope_name: &str) -> bool {
-    scope_name == "mlflow.tracing.provider"
-        || resource.get("telemetry.sdk.name").and_then(Value::as_str) == Some("mlflow")
-}
-
 impl WriteCtx<'_> {
-    fn write_batch(&mut self, batch: &ExportBatch) -> Result<(), StoreError> {
-        match &batch.payload {
-            Payload::Traces(request) => {
-                for rs in &request.resource_spans {
-                    let resource_id = self.resource(rs.resource.as_ref(), &rs.schema_url)?;
-                    let resource = rs
-                        .resource
-                        .as_ref()
-                        .map(|r| attrs_to_json(&r.attributes))
-                        .unwrap_or_default();
-                    for ss in &rs.scope_spans {
-                        let scope_id = self.scope(ss.scope.as_ref(), &ss.schema_url)?;
-                        let scope_name = ss.scope.as_ref().map_or("", |s| s.name.as_str());
-                        let place = SpanPlace {
-                            experiment_id: &batch.experiment_id,
-                            resource_id,
-                            scope_id,
-                            resource: &resource,
-                            scope_name,
-                            mlflow_sdk: from_mlflow_sdk(&resource, scope_name),
-                        };
-                        for span in &ss.spans {
-                            self.span(span, &place)?;
-                        }
-                    }
-                }
-            }
-            Payload::Logs(request) => {
-                for rl in &request.resource_logs {
-                    let resource_id = self.resource(rl.resource.as_ref(), &rl.schema_url)?;
-                    for sl in &rl.scope_logs {
-                        let scope_id = self.scope(sl.scope.as_ref(), &sl.schema_url)?;
-                        for record in &sl.log_records {
-                            self.log_record(record, &batch.experiment_id, resource_id, scope_id)?;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
     fn intern(
         &mut self,
         digest: [u8; 16],
@@ -302,16 +315,8 @@ impl WriteCtx<'_> {
         Ok(id)
     }
 
-    fn resource(
-        &mut self,
-        resource: Option<&Resource>,
-        schema_url: &str,
-    ) -> Result<i64, StoreError> {
-        let empty = Resource::default();
-        let r = resource.unwrap_or(&empty);
-        let d = digest(b"resource", &[&r.encode_to_vec(), schema_url.as_bytes()]);
-        let attrs = Value::Object(attrs_to_json(&r.attributes)).to_string();
-        self.intern(d, |tx| {
+    fn resource(&mut self, r: &crate::mapping::rows::ResourceRow) -> Result<i64, StoreError> {
+        self.intern(r.digest, |tx| {
             tx.prepare_cached(
                 "INSERT INTO resources (digest, attributes, dropped_attributes_count, schema_url)
                  VALUES (?1, ?2, ?3, ?4)
@@ -319,22 +324,19 @@ impl WriteCtx<'_> {
                  RETURNING resource_id",
             )?
             .query_row(
-                params![&d[..], attrs, r.dropped_attributes_count, schema_url],
+                params![
+                    &r.digest[..],
+                    Value::Object(r.attributes.clone()).to_string(),
+                    r.dropped_attributes_count,
+                    r.schema_url
+                ],
                 |row| row.get(0),
             )
         })
     }
 
-    fn scope(
-        &mut self,
-        scope: Option<&InstrumentationScope>,
-        schema_url: &str,
-    ) -> Result<i64, StoreError> {
-        let empty = InstrumentationScope::default();
-        let s = scope.unwrap_or(&empty);
-        let d = digest(b"scope", &[&s.encode_to_vec(), schema_url.as_bytes()]);
-        let attrs = Value::Object(attrs_to_json(&s.attributes)).to_string();
-        self.intern(d, |tx| {
+    fn scope(&mut self, s: &crate::mapping::rows::ScopeRow) -> Result<i64, StoreError> {
+        self.intern(s.digest, |tx| {
             tx.prepare_cached(
                 "INSERT INTO scopes (digest, name, version, attributes, dropped_attributes_count, schema_url)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -342,41 +344,22 @@ impl WriteCtx<'_> {
                  RETURNING scope_id",
             )?
             .query_row(
-                params![&d[..], s.name, s.version, attrs, s.dropped_attributes_count, schema_url],
+                params![
+                    &s.digest[..],
+                    s.name,
+                    s.version,
+                    Value::Object(s.attributes.clone()).to_string(),
+                    s.dropped_attributes_count,
+                    s.schema_url
+                ],
                 |row| row.get(0),
             )
         })
     }
 
-    fn span(&mut self, span: &Span, place: &SpanPlace<'_>) -> Result<(), StoreError> {
-        // Receivers drop invalid ids; this guard keeps the store consistent regardless.
-        if !is_valid_trace_id(&span.trace_id) || !is_valid_span_id(&span.span_id) {
-            return Ok(());
-        }
-        let trace_id = mlflow_trace_id(&span.trace_id);
-        let span_id = hex::encode(&span.span_id);
-        let parent = (!span.parent_span_id.is_empty()).then(|| hex::encode(&span.parent_span_id));
-        let (status_code, status_message) = span
-            .status
-            .as_ref()
-            .map_or((0, ""), |s| (s.code, s.message.as_str()));
-        let attributes = stored_attributes(&span.attributes, place.mlflow_sdk);
-        let events = events_json(span);
-        let logs = if self.trace_has_logs(&trace_id)? {
-            self.logs_of(&trace_id, &span_id)?
-        } else {
-            Vec::new()
-        };
-        let mapped = self.mapper.map(&SpanView {
-            name: &span.name,
-            is_root: parent.is_none(),
-            status_code,
-            attributes: &attributes,
-            events: &events,
-            resource: place.resource,
-            scope_name: place.scope_name,
-            logs: &logs,
-        });
+    fn span(&mut self, span: &MappedSpan) -> Result<(), StoreError> {
+        let resource_id = self.resource(&span.resource)?;
+        let scope_id = self.scope(&span.scope)?;
         self.tx
             .prepare_cached(
                 "INSERT INTO spans (trace_id, span_id, parent_span_id, experiment_id, name, kind,
@@ -401,178 +384,41 @@ impl WriteCtx<'_> {
                     facets = excluded.facets",
             )?
             .execute(params![
-                trace_id,
-                span_id,
-                parent,
-                place.experiment_id,
+                span.trace_id,
+                span.span_id,
+                span.parent_span_id,
+                &*span.experiment_id,
                 span.name,
                 span.kind,
-                mapped.facets.span_type,
-                status_code,
-                status_message,
-                span.start_time_unix_nano as i64,
-                span.end_time_unix_nano as i64,
+                span.facets.span_type,
+                span.status_code,
+                span.status_message,
+                span.start_time_unix_nano,
+                span.end_time_unix_nano,
                 span.trace_state,
                 span.flags,
-                Value::Object(attributes).to_string(),
-                Value::Object(mapped.attributes).to_string(),
-                Value::Array(events).to_string(),
-                links_json(span).to_string(),
+                json_object(&span.attributes),
+                json_object(&span.mapped),
+                json_array(&span.events),
+                json_array(&span.links),
                 span.dropped_attributes_count,
                 span.dropped_events_count,
                 span.dropped_links_count,
-                place.resource_id,
-                place.scope_id,
-                serde_json::to_string(&mapped.facets)?,
+                resource_id,
+                scope_id,
+                serde_json::to_string(&span.facets)?,
             ])?;
         self.stats.spans += 1;
-        self.written_spans.insert((trace_id.clone(), span_id));
         self.touched
-            .entry(trace_id)
-            .or_insert_with(|| place.experiment_id.to_string());
+            .entry(span.trace_id.clone())
+            .or_insert_with(|| span.experiment_id.to_string());
         Ok(())
     }
 
-    fn trace_has_logs(&mut self, trace_id: &str) -> Result<bool, StoreError> {
-        if let Some(has) = self.traces_with_logs.get(trace_id) {
-            return Ok(*has);
-        }
-        let has: bool = self
-            .tx
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM log_records WHERE trace_id = ?1)")?
-            .query_row([trace_id], |r| r.get(0))?;
-        self.traces_with_logs.insert(trace_id.to_string(), has);
-        Ok(has)
-    }
-
-    /// Log records joined to a span, in time order.
-    fn logs_of(&self, trace_id: &str, span_id: &str) -> Result<Vec<LogView>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT event_name, body, attributes FROM log_records
-             WHERE trace_id = ?1 AND span_id = ?2 ORDER BY time_unix_nano, log_id",
-        )?;
-        let rows = stmt.query_map(params![trace_id, span_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        let mut logs = Vec::new();
-        for row in rows {
-            let (event_name, body, attributes) = row?;
-            let attributes: Map<String, Value> = serde_json::from_str(&attributes)?;
-            let event_name = if event_name.is_empty() {
-                attributes
-                    .get("event.name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
-            } else {
-                event_name
-            };
-            logs.push(LogView {
-                event_name,
-                body: body
-                    .map(|b| serde_json::from_str(&b))
-                    .transpose()?
-                    .unwrap_or(Value::Null),
-                attributes,
-            });
-        }
-        Ok(logs)
-    }
-
-    /// Re-map stored spans whose log records arrived in this transaction after the span itself.
-    fn remap_logged_spans(&mut self) -> Result<(), StoreError> {
-        let pending: Vec<(String, String)> = self
-            .logged_spans
-            .iter()
-            .filter(|key| !self.written_spans.contains(*key))
-            .cloned()
-            .collect();
-        for (trace_id, span_id) in pending {
-            let row = self
-                .tx
-                .prepare_cached(
-                    "SELECT s.name, s.parent_span_id IS NULL, s.status_code, s.attributes,
-                            s.events, r.attributes, sc.name, s.experiment_id
-                     FROM spans s
-                     JOIN resources r ON r.resource_id = s.resource_id
-                     JOIN scopes sc ON sc.scope_id = s.scope_id
-                     WHERE s.trace_id = ?1 AND s.span_id = ?2",
-                )?
-                .query_row(params![trace_id, span_id], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, bool>(1)?,
-                        r.get::<_, i32>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, String>(5)?,
-                        r.get::<_, String>(6)?,
-                        r.get::<_, String>(7)?,
-                    ))
-                })
-                .optional()?;
-            // The span has not arrived yet: it will be mapped with these logs when it does.
-            let Some((name, is_root, status_code, attrs, events, resource, scope, experiment)) =
-                row
-            else {
-                continue;
-            };
-            let attributes: Map<String, Value> = serde_json::from_str(&attrs)?;
-            let events: Vec<Value> = serde_json::from_str(&events)?;
-            let resource: Map<String, Value> = serde_json::from_str(&resource)?;
-            let logs = self.logs_of(&trace_id, &span_id)?;
-            let mapped = self.mapper.map(&SpanView {
-                name: &name,
-                is_root,
-                status_code,
-                attributes: &attributes,
-                events: &events,
-                resource: &resource,
-                scope_name: &scope,
-                logs: &logs,
-            });
-            self.tx
-                .prepare_cached(
-                    "UPDATE spans SET mapped = ?3, facets = ?4, span_type = ?5
-                     WHERE trace_id = ?1 AND span_id = ?2",
-                )?
-                .execute(params![
-                    trace_id,
-                    span_id,
-                    Value::Object(mapped.attributes).to_string(),
-                    serde_json::to_string(&mapped.facets)?,
-                    mapped.facets.span_type,
-                ])?;
-            self.touched.entry(trace_id).or_insert(experiment);
-        }
-        Ok(())
-    }
-
-    fn log_record(
-        &mut self,
-        record: &LogRecord,
-        experiment_id: &str,
-        resource_id: i64,
-        scope_id: i64,
-    ) -> Result<(), StoreError> {
-        let d = digest(
-            b"log",
-            &[
-                &resource_id.to_le_bytes(),
-                &scope_id.to_le_bytes(),
-                experiment_id.as_bytes(),
-                &record.encode_to_vec(),
-            ],
-        );
-        let trace_id =
-            is_valid_trace_id(&record.trace_id).then(|| mlflow_trace_id(&record.trace_id));
-        let span_id = is_valid_span_id(&record.span_id).then(|| hex::encode(&record.span_id));
-        let inserted = self
-            .tx
+    fn log_record(&mut self, record: &LogRow) -> Result<(), StoreError> {
+        let resource_id = self.resource(&record.resource)?;
+        let scope_id = self.scope(&record.scope)?;
+        self.tx
             .prepare_cached(
                 "INSERT INTO log_records (digest, experiment_id, trace_id, span_id, time_unix_nano,
                     observed_time_unix_nano, severity_number, severity_text, event_name, body,
@@ -581,89 +427,35 @@ impl WriteCtx<'_> {
                  ON CONFLICT (digest) DO NOTHING",
             )?
             .execute(params![
-                &d[..],
-                experiment_id,
-                trace_id,
-                span_id,
-                record.time_unix_nano as i64,
-                record.observed_time_unix_nano as i64,
+                &record.digest[..],
+                &*record.experiment_id,
+                record.trace_id,
+                record.span_id,
+                record.time_unix_nano,
+                record.observed_time_unix_nano,
                 record.severity_number,
                 record.severity_text,
                 record.event_name,
-                record.body.as_ref().map(|b| any_to_json(b).to_string()),
-                Value::Object(attrs_to_json(&record.attributes)).to_string(),
+                record.body.as_ref().map(Value::to_string),
+                json_object(&record.attributes),
                 record.flags,
                 record.dropped_attributes_count,
                 resource_id,
                 scope_id,
             ])?;
-        if let (1, Some(t), Some(s)) = (inserted, trace_id, span_id) {
-            self.logged_spans.insert((t, s));
-        }
         self.stats.log_records += 1;
         Ok(())
     }
 }
 
-/// Where a span of a request sits: its experiment, resource and scope.
-struct SpanPlace<'a> {
-    experiment_id: &'a str,
-    resource_id: i64,
-    scope_id: i64,
-    resource: &'a Map<String, Value>,
-    scope_name: &'a str,
-    /// Spans of the MLflow tracing SDK (attribute values are JSON text).
-    mlflow_sdk: bool,
+/// JSON text of an object without cloning it into a `Value`.
+fn json_object(map: &Map<String, Value>) -> String {
+    serde_json::to_string(map).unwrap_or_else(|_| "{}".into())
 }
 
-fn events_json(span: &Span) -> Vec<Value> {
-    span.events
-        .iter()
-        .map(|e| {
-            json!({
-                "name": e.name,
-                "time_unix_nano": e.time_unix_nano,
-                "attributes": attrs_to_json(&e.attributes),
-                "dropped_attributes_count": e.dropped_attributes_count,
-            })
-        })
-        .collect()
-}
-
-fn links_json(span: &Span) -> Value {
-    Value::Array(
-        span.links
-            .iter()
-            .map(|l| {
-                json!({
-                    "trace_id": hex::encode(&l.trace_id),
-                    "span_id": hex::encode(&l.span_id),
-                    "trace_state": l.trace_state,
-                    "attributes": attrs_to_json(&l.attributes),
-                    "dropped_attributes_count": l.dropped_attributes_count,
-                    "flags": l.flags,
-                })
-            })
-            .collect(),
-    )
-}
-
-/// A 128-bit content digest (two SipHash passes) used to store resources, scopes and log records
-/// once. Deterministic within a build; a different digest after an upgrade only stores a copy.
-fn digest(domain: &[u8], parts: &[&[u8]]) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    for (i, chunk) in out.chunks_mut(8).enumerate() {
-        #[allow(deprecated)] // SipHasher's fixed keys are what makes the digest repeatable.
-        let mut h =
-            std::hash::SipHasher::new_with_keys(0x7472_6163_6562_7269 ^ i as u64, 0x0064_6765);
-        h.write(domain);
-        for p in parts {
-            h.write_usize(p.len());
-            h.write(p);
-        }
-        chunk.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    out
+/// JSON text of an array without cloning it into a `Value`.
+fn json_array(items: &[Value]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
 /// Recompute the `traces` row and derived tags of one trace from its stored spans.
@@ -781,54 +573,4 @@ fn recompute_trace(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use opentelemetry_proto::tonic::common::v1::{any_value::Value as Av, AnyValue};
-    use serde_json::json;
-
-    fn kv(k: &str, v: &str) -> KeyValue {
-        KeyValue {
-            key: k.into(),
-            value: Some(AnyValue {
-                value: Some(Av::StringValue(v.into())),
-            }),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn attribute_decoding_follows_mlflow() {
-        let attrs = [
-            kv("mlflow.spanType", "\"AGENT\""),
-            kv("mlflow.spanLogLevel", "20"),
-            kv("x.int", "7"),
-            kv("x.str", "\"hello\""),
-            kv("x.dict", "{\"a\": 1}"),
-            kv("plain", "not json"),
-        ];
-        // The MLflow SDK writes JSON text everywhere: decode every value once.
-        let sdk = stored_attributes(&attrs, true);
-        assert_eq!(
-            Value::Object(sdk),
-            json!({"mlflow.spanType": "AGENT", "mlflow.spanLogLevel": 20, "x.int": 7,
-                   "x.str": "hello", "x.dict": {"a": 1}, "plain": "not json"})
-        );
-        // Other producers: only mlflow.* JSON strings/objects/arrays, the rest as received.
-        let other = stored_attributes(&attrs, false);
-        assert_eq!(
-            Value::Object(other),
-            json!({"mlflow.spanType": "AGENT", "mlflow.spanLogLevel": "20", "x.int": "7",
-                   "x.str": "\"hello\"", "x.dict": "{\"a\": 1}", "plain": "not json"})
-        );
-        let sdk_resource = json!({"telemetry.sdk.name": "mlflow"});
-        assert!(from_mlflow_sdk(sdk_resource.as_object().unwrap(), "x"));
-        assert!(from_mlflow_sdk(&Map::new(), "mlflow.tracing.provider"));
-        assert!(!from_mlflow_sdk(
-            &Map::new(),
-            "opentelemetry.instrumentation.openai"
-        ));
-    }
 }
